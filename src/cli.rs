@@ -1,0 +1,29 @@
+//! The command-line surface of `gt`: clap definitions only, no I/O and no logic.
+//!
+//! Each subcommand's arguments live next to its implementation in cmd/; this file only lists
+//! the subcommands.
+
+use clap::{Parser, Subcommand};
+
+/// Signed KeyNote trust policies for git: which OpenPGP signatures on a tag let a ref update be
+/// accepted into a repository or propagated to other peers.
+#[derive(Debug, Parser)]
+#[command(name = "gt", version, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run KeyNote queries and tools with the reference `keynote` program's arguments and output
+    /// (verify, sign, sigver, keygen).
+    #[command(disable_help_flag = true)]
+    Keynote(crate::cmd::keynote::Args),
+}

@@ -1,0 +1,13 @@
+//! Command implementations: each module turns parsed arguments into library calls and output.
+
+pub mod keynote;
+
+use crate::cli::Command;
+use crate::exit::Code;
+
+/// Run one command to completion.
+pub fn run(command: Command) -> anyhow::Result<Code> {
+    match command {
+        Command::Keynote(args) => keynote::run(args),
+    }
+}

@@ -6,3 +6,5 @@
 //! OpenPGP; other algorithms plug in through the signature-algorithm trait.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+pub mod crypto;

@@ -3,5 +3,17 @@
 //! It pulls only refs whose policy decision is accept or propagate, and announces and serves on
 //! only those whose decision is propagate, deciding with the same `policy` call as every other
 //! gt command.
+//!
+//! Modules, bottom up:
+//! - [`wire`]: the framed node-to-node protocol (messages, encoding, limits);
+//! - [`announce`]: what a node puts in the DHT for a repository (ref map or manifest hash, salt,
+//!   info-hash, sequence numbers);
+//! - [`dht`]: a thin async wrapper over `mainline` with bounded requests and a loopback testnet;
+//! - [`store`]: the node's repositories on disk: pack generation, quarantined pack reception,
+//!   connectivity checks, compare-and-swap ref updates;
+//! - [`gate`]: the decision interface (reject / accept / propagate) the policy crate implements;
+//! - [`transfer`]: the TCP server and the staged client (tag first, pack only on accept).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+pub mod wire;

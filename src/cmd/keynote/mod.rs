@@ -2,10 +2,18 @@
 //!
 //! The arguments after `keynote` are taken verbatim (getopt style, as the reference parses
 //! them), and output and exit statuses follow the reference so that existing KeyNote users and
-//! the conformance corpus run unchanged.
+//! the conformance corpus run unchanged. `verify` lives in verify.rs; `sign`, `sigver` and
+//! `keygen` (the RFC 2792 tools) in their own modules. Each takes the arguments after its
+//! subcommand name plus stdout/stderr writers and returns the exit status.
+
+mod keygen;
+mod sign;
+mod sigver;
+mod verify;
 
 use crate::exit::Code;
 use std::ffi::OsString;
+use std::io::Write;
 
 /// `gt keynote SUBCOMMAND ARGS...`, parsed by the reference's own rules, not clap's.
 #[derive(Debug, clap::Args)]
@@ -15,8 +23,32 @@ pub struct Args {
     pub args: Vec<OsString>,
 }
 
+/// The reference's top-level usage text (stderr, exit status 1).
+const USAGE: &str = "Usage:\n\tkeygen ...\n\tsign ...\n\tsigver ...\n\tverify ...\nIssue one of the commands by itself to get more help, e.g., keynote sign\n";
+
 /// Dispatch to the reference tool's subcommands.
 pub fn run(args: Args) -> anyhow::Result<Code> {
-    let _ = args;
-    anyhow::bail!("gt keynote: not built yet")
+    keynote::install_parser_call_limit();
+    let args: Vec<String> = args
+        .args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut err = stderr.lock();
+    let rest = args.get(1..).unwrap_or(&[]);
+    let status = match args.first().map(String::as_str) {
+        Some("verify") => verify::run(rest, &mut out, &mut err),
+        Some("sign") => sign::run(rest, &mut out, &mut err),
+        Some("sigver") => sigver::run(rest, &mut out, &mut err),
+        Some("keygen") => keygen::run(rest, &mut out, &mut err),
+        _ => {
+            err.write_all(USAGE.as_bytes())?;
+            1
+        }
+    };
+    out.flush()?;
+    Ok(Code::Raw(u8::try_from(status).unwrap_or(1)))
 }

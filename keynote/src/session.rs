@@ -1,0 +1,598 @@
+//! The compliance checker of RFC 2704 section 5 and the session API around it.
+//!
+//! A [`Session`] collects trusted (policy) and untrusted (credential) assertions, the action
+//! authorizers (requesters), the action attributes and the ordered compliance values, and
+//! answers queries. The answer is the value of the principal `POLICY` (RFC 2704 5.3):
+//!
+//! 1. *Reach*: starting from trusted assertions whose Authorizer is `POLICY`, follow Licensees
+//!    to the assertions authorized by each licensee (an index by authorizer principal makes
+//!    this linear). Only reached assertions are evaluated, signature-checked and reported, as
+//!    in the reference; an assertion whose Conditions give `_MIN_TRUST` is not explored
+//!    further, since its licensees cannot change its value.
+//! 2. *Fixpoint*: principal values start at `_MIN_TRUST` (requesters at `_MAX_TRUST`) and rise
+//!    by worklist propagation until stable: an assertion's value is the minimum of its
+//!    Conditions value and its Licensees value (`&&` min, `||` max, K-of the K-th largest with
+//!    multiplicity, RFC 2704 5.3.5), a principal's value the maximum over the assertions it
+//!    authorizes. This least fixpoint gives the same answer whatever the order of assertions
+//!    or cycles among them; the reference's depth-first search does not (DEVIATIONS.md).
+//!
+//! Each value only rises, at most `values - 1` times, so the work is bounded by
+//! `values x (total Licensees size)`.
+
+use crate::assertion::{Assertion, Deferred, ParseError};
+use crate::ast::Licensees;
+use crate::crypto::{KeyError, Principal, Registry, SignatureError};
+use crate::eval::{Evaluator, RegexCache, Scope, Specials, eval_str_plain};
+use crate::parser::ExprError;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// An assertion's number in its session: the order in which it was added, from 0.
+pub type AssertionId = usize;
+
+/// Whether an assertion is trusted without a signature check (RFC 2704 5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// A local policy assertion: may be authorized by `POLICY`; its signature is not checked.
+    Trusted,
+    /// A credential: must carry a valid signature by its Authorizer, checked when reached.
+    Untrusted,
+}
+
+/// Why an action attribute was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum AttributeError {
+    /// Names starting with `_` are reserved for the checker (RFC 2704 4.3).
+    #[error("attribute name {0:?} is reserved (starts with '_')")]
+    Reserved(String),
+    /// The empty name.
+    #[error("empty attribute name")]
+    Empty,
+}
+
+/// Why a query could not run.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// No compliance values were set (RFC 2704 5.1 needs at least one).
+    #[error("no compliance values set")]
+    NoValues,
+}
+
+/// Why an assertion reached during a query was not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureReason {
+    /// A Licensees or Conditions field that does not parse or type-check.
+    Syntax(ExprError),
+    /// A principal in the Authorizer or Licensees field that looks like a key but does not
+    /// decode (RFC 2792 encodings).
+    Key(KeyError),
+    /// A string expression that could not be evaluated.
+    Eval(crate::EvalError),
+    /// An untrusted assertion without a Signature field, or with an unparsable one.
+    Unsigned,
+    /// The signature did not verify.
+    Signature(SignatureError),
+}
+
+impl FailureReason {
+    /// True for signature failures (`... due to signature verification failure.`), false for
+    /// syntax or semantic errors.
+    pub fn is_signature(&self) -> bool {
+        matches!(self, FailureReason::Unsigned | FailureReason::Signature(_))
+    }
+}
+
+/// One assertion that failed during a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Which assertion.
+    pub assertion: AssertionId,
+    /// Why.
+    pub reason: FailureReason,
+}
+
+/// The outcome of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryResult {
+    /// The index of the answer in the ordered compliance values (0 = `_MIN_TRUST`).
+    pub index: usize,
+    /// The answer itself.
+    pub value: String,
+    /// Assertions that were reached but failed, in id order.
+    pub failures: Vec<Failure>,
+    /// Every reached assertion whose value rose above `_MIN_TRUST`, with that value's index:
+    /// the assertions that granted something, for explanations.
+    pub granted: Vec<(AssertionId, usize)>,
+}
+
+struct Entry {
+    assertion: Arc<Assertion>,
+    trust: Trust,
+}
+
+/// A KeyNote session: assertions, requesters, attributes, values; then queries.
+pub struct Session {
+    registry: Arc<Registry>,
+    entries: Vec<Entry>,
+    authorizers: Vec<(String, Principal)>,
+    attributes: HashMap<String, String>,
+    values: Vec<String>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("assertions", &self.entries.len())
+            .field("authorizers", &self.authorizers.len())
+            .field("attributes", &self.attributes.len())
+            .field("values", &self.values)
+            .finish()
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::new(Arc::new(Registry::default()))
+    }
+}
+
+/// A compiled Licensees expression over interned principals.
+enum Lic {
+    P(usize),
+    And(Vec<Lic>),
+    Or(Vec<Lic>),
+    KOf(usize, Vec<usize>),
+}
+
+impl Lic {
+    fn principals(&self, out: &mut Vec<usize>) {
+        match self {
+            Lic::P(p) => out.push(*p),
+            Lic::And(v) | Lic::Or(v) => v.iter().for_each(|l| l.principals(out)),
+            Lic::KOf(_, v) => out.extend_from_slice(v),
+        }
+    }
+
+    fn value(&self, pval: &[usize]) -> usize {
+        match self {
+            Lic::P(p) => pval.get(*p).copied().unwrap_or(0),
+            Lic::And(v) => v.iter().map(|l| l.value(pval)).min().unwrap_or(0),
+            Lic::Or(v) => v.iter().map(|l| l.value(pval)).max().unwrap_or(0),
+            Lic::KOf(k, v) => {
+                let mut vals: Vec<usize> = v
+                    .iter()
+                    .map(|p| pval.get(*p).copied().unwrap_or(0))
+                    .collect();
+                vals.sort_unstable_by(|a, b| b.cmp(a));
+                vals.get(k.saturating_sub(1)).copied().unwrap_or(0)
+            }
+        }
+    }
+}
+
+/// Interns principals so that comparisons are integer compares (RFC 2704 5.2: keys compare
+/// after decoding; opaque strings byte for byte).
+#[derive(Default)]
+struct Interner {
+    by_text: HashMap<String, usize>,
+    by_principal: HashMap<Principal, usize>,
+    list: Vec<Principal>,
+}
+
+impl Interner {
+    fn intern(&mut self, text: &str) -> Result<usize, KeyError> {
+        if let Some(id) = self.by_text.get(text) {
+            return Ok(*id);
+        }
+        let p = Principal::parse(text)?;
+        let id = self.intern_principal(&p);
+        self.by_text.insert(text.to_owned(), id);
+        Ok(id)
+    }
+    fn intern_principal(&mut self, p: &Principal) -> usize {
+        if let Some(id) = self.by_principal.get(p) {
+            return *id;
+        }
+        let id = self.list.len();
+        self.list.push(p.clone());
+        self.by_principal.insert(p.clone(), id);
+        id
+    }
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+}
+
+/// A recursion-free compiler from the AST to [`Lic`]: Licensees nesting is bounded by the
+/// parser, so plain recursion is fine here.
+fn compile_lic(
+    l: &Licensees,
+    scope: &Scope<'_>,
+    interner: &mut Interner,
+) -> Result<Lic, FailureReason> {
+    let principal = |e, interner: &mut Interner| -> Result<usize, FailureReason> {
+        let s = eval_str_plain(e, scope).map_err(FailureReason::Eval)?;
+        interner.intern(&s).map_err(FailureReason::Key)
+    };
+    Ok(match l {
+        Licensees::Principal(e) => Lic::P(principal(e, interner)?),
+        Licensees::And(v) => Lic::And(
+            v.iter()
+                .map(|x| compile_lic(x, scope, interner))
+                .collect::<Result<_, _>>()?,
+        ),
+        Licensees::Or(v) => Lic::Or(
+            v.iter()
+                .map(|x| compile_lic(x, scope, interner))
+                .collect::<Result<_, _>>()?,
+        ),
+        Licensees::KOf { k, principals } => Lic::KOf(
+            *k as usize,
+            principals
+                .iter()
+                .map(|e| principal(e, interner))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+/// The Licensees of one assertion, ready for the fixpoint.
+enum LicState {
+    /// Missing field: `_MAX_TRUST` (RFC 2704 5.3.5).
+    Missing,
+    /// Empty field: `_MIN_TRUST`.
+    Empty,
+    /// A compiled expression.
+    Expr(Lic),
+    /// Invalid: the assertion counts as `_MIN_TRUST`.
+    Invalid,
+}
+
+impl Session {
+    /// A session that verifies signatures with `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Session {
+            registry,
+            entries: Vec::new(),
+            authorizers: Vec::new(),
+            attributes: HashMap::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// Parse and add an assertion; its id is the number of assertions added before it.
+    pub fn add_assertion(&mut self, text: &str, trust: Trust) -> Result<AssertionId, ParseError> {
+        let a = Assertion::parse(text)?;
+        Ok(self.add_parsed(Arc::new(a), trust))
+    }
+
+    /// Add an already parsed assertion.
+    pub fn add_parsed(&mut self, assertion: Arc<Assertion>, trust: Trust) -> AssertionId {
+        self.entries.push(Entry { assertion, trust });
+        self.entries.len() - 1
+    }
+
+    /// The assertion with this id.
+    pub fn assertion(&self, id: AssertionId) -> Option<&Arc<Assertion>> {
+        self.entries.get(id).map(|e| &e.assertion)
+    }
+
+    /// Add an action authorizer (a requester, RFC 2704 5.1), given as a principal string.
+    /// Fails when the string looks like a key but does not decode.
+    pub fn add_authorizer(&mut self, principal: &str) -> Result<(), KeyError> {
+        let p = Principal::parse(principal)?;
+        self.authorizers.push((principal.to_owned(), p));
+        Ok(())
+    }
+
+    /// Set an action attribute (RFC 2704 4.3); a later value for the same name replaces the
+    /// earlier one.
+    pub fn set_attribute(&mut self, name: &str, value: &str) -> Result<(), AttributeError> {
+        if name.is_empty() {
+            return Err(AttributeError::Empty);
+        }
+        if name.starts_with('_') {
+            return Err(AttributeError::Reserved(name.to_owned()));
+        }
+        self.attributes.insert(name.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    /// Set the ordered compliance values, lowest (`_MIN_TRUST`) first (RFC 2704 5.1).
+    pub fn set_values<I, S>(&mut self, values: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.values = values.into_iter().map(Into::into).collect();
+    }
+
+    /// Run the query: the compliance value of `POLICY` for the current action
+    /// (RFC 2704 5.3), with the failures met on the way.
+    pub fn query(&self) -> Result<QueryResult, QueryError> {
+        let n_values = self.values.len();
+        if n_values == 0 {
+            return Err(QueryError::NoValues);
+        }
+        let max = n_values - 1;
+        let values_joined = self.values.join(",");
+        // The reference lists requesters most recent first.
+        let authorizers_joined = self
+            .authorizers
+            .iter()
+            .rev()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let specials = || Specials {
+            values: &self.values,
+            values_joined: &values_joined,
+            authorizers_joined: &authorizers_joined,
+        };
+
+        let mut interner = Interner::default();
+        let mut failures: HashMap<AssertionId, FailureReason> = HashMap::new();
+        let policy = interner.intern_principal(&Principal::Opaque("POLICY".to_owned()));
+        let requesters: Vec<usize> = self
+            .authorizers
+            .iter()
+            .map(|(_, p)| interner.intern_principal(p))
+            .collect();
+
+        // Authorizer and Licensees of every assertion, evaluated against the action
+        // attributes. The reference checks these for all assertions when a query starts, so
+        // their failures are reported whether or not the assertion is reached.
+        let n = self.entries.len();
+        let mut auth: Vec<Option<usize>> = Vec::with_capacity(n);
+        let mut lics: Vec<LicState> = Vec::with_capacity(n);
+        for (id, e) in self.entries.iter().enumerate() {
+            let a = &e.assertion;
+            let scope = Scope::new(a.local_constants(), &self.attributes).with_specials(specials());
+            let au = eval_str_plain(a.authorizer_expr(), &scope)
+                .map_err(FailureReason::Eval)
+                .and_then(|s| interner.intern(&s).map_err(FailureReason::Key));
+            match au {
+                Ok(p) if !(p == policy && e.trust == Trust::Untrusted) => auth.push(Some(p)),
+                Ok(_) => auth.push(None),
+                Err(r) => {
+                    failures.insert(id, r);
+                    auth.push(None);
+                }
+            }
+            let lic = match a.licensees() {
+                Deferred::Missing => LicState::Missing,
+                Deferred::Parsed(None) => LicState::Empty,
+                Deferred::Parsed(Some(l)) => match compile_lic(l, &scope, &mut interner) {
+                    Ok(l) => LicState::Expr(l),
+                    Err(r) => {
+                        failures.entry(id).or_insert(r);
+                        LicState::Invalid
+                    }
+                },
+                Deferred::Invalid(err) => {
+                    failures
+                        .entry(id)
+                        .or_insert(FailureReason::Syntax(err.clone()));
+                    LicState::Invalid
+                }
+            };
+            lics.push(lic);
+        }
+        let n_principals = interner.len();
+        let mut is_requester = vec![false; n_principals];
+        for r in &requesters {
+            if let Some(x) = is_requester.get_mut(*r) {
+                *x = true;
+            }
+        }
+        // Index: principal -> assertions it authorizes.
+        let mut by_auth: Vec<Vec<AssertionId>> = vec![Vec::new(); n_principals];
+        for (id, p) in auth.iter().enumerate() {
+            if let Some(v) = p.and_then(|p| by_auth.get_mut(p)) {
+                v.push(id);
+            }
+        }
+
+        // Phase 1: reach from POLICY, evaluating Conditions and signatures on the way.
+        let mut regexes = RegexCache::default();
+        let mut reached = vec![false; n];
+        let mut cond = vec![0usize; n];
+        let mut usable = vec![false; n];
+        let mut queue: VecDeque<AssertionId> = VecDeque::new();
+        let roots: Vec<AssertionId> = by_auth
+            .get(policy)
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|id| {
+                        self.entries
+                            .get(*id)
+                            .is_some_and(|e| e.trust == Trust::Trusted)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for r in &roots {
+            if let Some(x) = reached.get_mut(*r) {
+                *x = true;
+            }
+            queue.push_back(*r);
+        }
+        let mut scratch = Vec::new();
+        while let Some(id) = queue.pop_front() {
+            let Some(e) = self.entries.get(id) else {
+                continue;
+            };
+            let a = &e.assertion;
+            let c = match a.conditions() {
+                Deferred::Missing => max,
+                Deferred::Invalid(err) => {
+                    failures
+                        .entry(id)
+                        .or_insert(FailureReason::Syntax(err.clone()));
+                    0
+                }
+                Deferred::Parsed(conds) => {
+                    let scope =
+                        Scope::new(a.local_constants(), &self.attributes).with_specials(specials());
+                    let mut ev = Evaluator::new(scope, &mut regexes);
+                    ev.program(&conds.clauses, &self.values, max)
+                }
+            };
+            if let Some(x) = cond.get_mut(id) {
+                *x = c;
+            }
+            if c == 0 {
+                continue;
+            }
+            if let Some(LicState::Expr(l)) = lics.get(id) {
+                scratch.clear();
+                l.principals(&mut scratch);
+                for p in &scratch {
+                    if is_requester.get(*p).copied().unwrap_or(false) {
+                        continue;
+                    }
+                    for b in by_auth.get(*p).map(Vec::as_slice).unwrap_or(&[]) {
+                        if let Some(r) = reached.get_mut(*b)
+                            && !*r
+                        {
+                            *r = true;
+                            queue.push_back(*b);
+                        }
+                    }
+                }
+            }
+            let sig_ok = match e.trust {
+                Trust::Trusted => true,
+                Trust::Untrusted => {
+                    match self.check_signature(a, auth.get(id).copied().flatten(), &interner) {
+                        Ok(()) => true,
+                        Err(r) => {
+                            failures.entry(id).or_insert(r);
+                            false
+                        }
+                    }
+                }
+            };
+            let lic_ok = !matches!(lics.get(id), Some(LicState::Invalid));
+            if let Some(u) = usable.get_mut(id) {
+                *u = sig_ok && lic_ok && !failures.contains_key(&id);
+            }
+        }
+
+        // Phase 2: least fixpoint by worklist propagation.
+        let mut pval = vec![0usize; n_principals];
+        for r in &requesters {
+            if let Some(x) = pval.get_mut(*r) {
+                *x = max;
+            }
+        }
+        let mut users: Vec<Vec<AssertionId>> = vec![Vec::new(); n_principals];
+        for id in 0..n {
+            if !usable.get(id).copied().unwrap_or(false) {
+                continue;
+            }
+            if let Some(LicState::Expr(l)) = lics.get(id) {
+                scratch.clear();
+                l.principals(&mut scratch);
+                scratch.sort_unstable();
+                scratch.dedup();
+                for p in &scratch {
+                    if let Some(u) = users.get_mut(*p) {
+                        u.push(id);
+                    }
+                }
+            }
+        }
+        let mut aval = vec![0usize; n];
+        let mut queued = vec![false; n];
+        let mut work: VecDeque<AssertionId> = VecDeque::new();
+        for (id, q) in queued.iter_mut().enumerate() {
+            if usable.get(id).copied().unwrap_or(false) {
+                *q = true;
+                work.push_back(id);
+            }
+        }
+        while let Some(id) = work.pop_front() {
+            if let Some(q) = queued.get_mut(id) {
+                *q = false;
+            }
+            let lv = match lics.get(id) {
+                Some(LicState::Missing) => max,
+                Some(LicState::Expr(l)) => l.value(&pval),
+                _ => 0,
+            };
+            let v = lv.min(cond.get(id).copied().unwrap_or(0));
+            if v <= aval.get(id).copied().unwrap_or(0) {
+                continue;
+            }
+            if let Some(x) = aval.get_mut(id) {
+                *x = v;
+            }
+            let Some(p) = auth.get(id).copied().flatten() else {
+                continue;
+            };
+            if is_requester.get(p).copied().unwrap_or(false) {
+                continue;
+            }
+            if pval.get(p).is_some_and(|old| v > *old) {
+                if let Some(x) = pval.get_mut(p) {
+                    *x = v;
+                }
+                for u in users.get(p).map(Vec::as_slice).unwrap_or(&[]) {
+                    if let Some(q) = queued.get_mut(*u)
+                        && !*q
+                    {
+                        *q = true;
+                        work.push_back(*u);
+                    }
+                }
+            }
+        }
+
+        // The answer: the best trusted POLICY assertion. A requester named POLICY is not
+        // itself the answer (reference behaviour, kept: see DEVIATIONS.md).
+        let index = roots
+            .iter()
+            .filter(|id| usable.get(**id).copied().unwrap_or(false))
+            .map(|id| aval.get(*id).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let mut failures: Vec<Failure> = failures
+            .into_iter()
+            .map(|(assertion, reason)| Failure { assertion, reason })
+            .collect();
+        failures.sort_by_key(|f| f.assertion);
+        let granted = (0..n)
+            .filter(|id| aval.get(*id).copied().unwrap_or(0) > 0)
+            .map(|id| (id, aval.get(id).copied().unwrap_or(0)))
+            .collect();
+        Ok(QueryResult {
+            index,
+            value: self.values.get(index).cloned().unwrap_or_default(),
+            failures,
+            granted,
+        })
+    }
+
+    fn check_signature(
+        &self,
+        a: &Assertion,
+        authorizer: Option<usize>,
+        interner: &Interner,
+    ) -> Result<(), FailureReason> {
+        let Some(sig) = a.signature_value() else {
+            return Err(FailureReason::Unsigned);
+        };
+        let Some(p) = authorizer.and_then(|id| interner.list.get(id)) else {
+            return Err(FailureReason::Unsigned);
+        };
+        self.registry
+            .verify_assertion(p, a.signed_body(), sig)
+            .map_err(FailureReason::Signature)
+    }
+}

@@ -1,0 +1,180 @@
+//! `gt keynote sigver`: check the signature of every assertion in a file, as the reference
+//! `keynote sigver` does (assertions separated by blank lines, one line per assertion,
+//! numbered from 0).
+//!
+//! Assertions are independent, so large files are checked on all cores; the output order is
+//! the file order. Decoded Authorizer keys are cached per worker, so a file of credentials by
+//! one key decodes (and, for DSA, validates) that key once per worker.
+
+use keynote::crypto::{Principal, Registry, SignatureError};
+use keynote::{Assertion, split_assertions};
+use std::collections::HashMap;
+use std::io::Write;
+
+const USAGE: &str = "Arguments:\n\t<AssertionFile>\n";
+
+/// Below this many assertions a file is checked on one thread (thread start-up would cost
+/// more than it saves).
+const PARALLEL_THRESHOLD: usize = 32;
+
+/// Most worker threads used, whatever the machine reports.
+const MAX_WORKERS: usize = 16;
+
+/// What the reference prints for one assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// stdout "Signature on assertion N verified."
+    Verified,
+    /// stdout "Signature on assertion N did not verify!"
+    NotVerified,
+    /// stderr "Syntax error while parsing assertion N." (the assertion, its Authorizer key or
+    /// the signature's encoding is malformed).
+    SyntaxError,
+    /// stderr "Unknown error while parsing assertion N." (a base64 signature of fewer than two
+    /// bytes, which the reference rejects without setting an error code).
+    UnknownError,
+}
+
+fn check(
+    text: &str,
+    registry: &Registry,
+    keys: &mut HashMap<String, Option<Principal>>,
+) -> Outcome {
+    let Ok(assertion) = Assertion::parse(text) else {
+        return Outcome::SyntaxError;
+    };
+    let Ok(authorizer) = assertion.authorizer_without_action() else {
+        return Outcome::SyntaxError;
+    };
+    let principal = keys
+        .entry(authorizer)
+        .or_insert_with_key(|s| Principal::parse(s).ok());
+    let Some(principal) = principal else {
+        return Outcome::SyntaxError;
+    };
+    if !assertion.has_signature() {
+        return Outcome::NotVerified;
+    }
+    let Some(signature) = assertion.signature_value() else {
+        // A Signature field whose value is not a string.
+        return Outcome::SyntaxError;
+    };
+    match registry.verify_assertion(principal, assertion.signed_body(), signature) {
+        Ok(()) => Outcome::Verified,
+        Err(e) if e.is_syntax_error() => Outcome::SyntaxError,
+        Err(SignatureError::TooShort { .. }) => Outcome::UnknownError,
+        Err(_) => Outcome::NotVerified,
+    }
+}
+
+fn check_all(assertions: &[&str]) -> Vec<Outcome> {
+    let registry = Registry::rfc2792();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_WORKERS);
+    if workers < 2 || assertions.len() < PARALLEL_THRESHOLD {
+        let mut keys = HashMap::new();
+        return assertions
+            .iter()
+            .map(|a| check(a, &registry, &mut keys))
+            .collect();
+    }
+    let chunk = assertions.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = assertions
+            .chunks(chunk)
+            .map(|part| {
+                let registry = &registry;
+                scope.spawn(move || {
+                    let mut keys = HashMap::new();
+                    part.iter()
+                        .map(|a| check(a, registry, &mut keys))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                // A worker only panics on a bug; report its assertions as not verified
+                // rather than aborting the whole run.
+                h.join().unwrap_or_default()
+            })
+            .collect()
+    })
+}
+
+/// Run `keynote sigver` with the arguments after the subcommand name; returns the exit status.
+pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let [path] = args else {
+        let _ = err.write_all(USAGE.as_bytes());
+        return 0;
+    };
+    let Ok(text) = super::sign::read_input(path, "Illegal assertion-file size 0", err) else {
+        return 1;
+    };
+    let assertions = split_assertions(&text);
+    if assertions.is_empty() {
+        let _ = writeln!(err, "No assertions found in {path}.");
+        return 1;
+    }
+    let outcomes = check_all(&assertions);
+    for (n, outcome) in outcomes.iter().enumerate() {
+        let _ = match outcome {
+            Outcome::Verified => writeln!(out, "Signature on assertion {n} verified."),
+            Outcome::NotVerified => writeln!(out, "Signature on assertion {n} did not verify!"),
+            Outcome::SyntaxError => writeln!(err, "Syntax error while parsing assertion {n}."),
+            Outcome::UnknownError => writeln!(err, "Unknown error while parsing assertion {n}."),
+        };
+    }
+    // A worker that panicked left fewer outcomes than assertions.
+    for n in outcomes.len()..assertions.len() {
+        let _ = writeln!(out, "Signature on assertion {n} did not verify!");
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_and_empty_file() {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(run(&[], &mut out, &mut err), 0);
+        assert_eq!(String::from_utf8(err).unwrap(), USAGE);
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("e.kn");
+        std::fs::write(&empty, "").unwrap();
+        let mut err = Vec::new();
+        let args = [empty.to_string_lossy().into_owned()];
+        assert_eq!(run(&args, &mut out, &mut err), 1);
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "Illegal assertion-file size 0\n"
+        );
+        std::fs::write(&empty, "\n  \n\n").unwrap();
+        let mut err = Vec::new();
+        assert_eq!(run(&args, &mut out, &mut err), 1);
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            format!("No assertions found in {}.\n", args[0])
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn short_base64_signature_is_an_unknown_error() {
+        let text = "Authorizer: \"rsa-base64:MIGJAoGBANfZdi8WB4FX6dr5DjJVHBImlM40qXoBAdi1hf4iXaficDrzjSpFGD+uOz8FcwqHghnxYi+PlTomOmMtit6qwd+Y7S7/Dsg/pzbGsbfwpHNARizKmKAm0g08IFAXlsXJTi1/2FNb5Xz5V6i/Z/vJu+eA8ugA+arG0mUWz3lISl/dAgMBAAE=\"\nSignature: \"sig-rsa-sha1-base64:AA==\"\n";
+        let mut keys = HashMap::new();
+        assert_eq!(
+            check(text, &Registry::rfc2792(), &mut keys),
+            Outcome::UnknownError
+        );
+        let odd = text.replace("sig-rsa-sha1-base64:AA==", "sig-rsa-sha1-hex:abc");
+        assert_eq!(
+            check(&odd, &Registry::rfc2792(), &mut keys),
+            Outcome::SyntaxError
+        );
+    }
+}

@@ -1,0 +1,231 @@
+//! `gt keynote verify`: run one KeyNote query with the reference CLI's options and output.
+//!
+//! Options (getopt style; option arguments attached or separate; options and file names may be
+//! mixed, as with GNU getopt): `-e FILE` action environment, `-r v0,v1,...` ordered compliance
+//! values, `-k FILE` a requester's principal (repeatable), `-l FILE` a trusted assertion
+//! (repeatable), then untrusted assertion files. Assertion ids are assigned as the reference
+//! does: `-l` files in order, then untrusted files in reverse command-line order. Messages and
+//! exit statuses are the reference's, byte for byte on stdout.
+
+use keynote::ast::StrExpr;
+use keynote::{Session, Trust};
+use std::io::Write;
+
+const USAGE: &str = "Arguments:\n\t-h:             This message\n\t-r <valuelist>: Comma separated, ordered return-value list\n\t-e <filename>:  Environment settings\n\t-l <filename>:  Trusted (local) assertion\n\t-k <filename>:  File containing key\nFollowed by a list of:\n\t<filename>:     Non-local assertion\n";
+
+/// One parsed command-line item, in order.
+enum Item {
+    Env(String),
+    Values(String),
+    Key(String),
+    Trusted(String),
+}
+
+/// The C library's wording for common I/O errors (the reference uses `perror`).
+fn strerror(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound => "No such file or directory".into(),
+        PermissionDenied => "Permission denied".into(),
+        IsADirectory => "Is a directory".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s.get(..i).unwrap_or(&s).to_owned(),
+                None => s,
+            }
+        }
+    }
+}
+
+fn read(path: &str, err: &mut dyn Write) -> Result<String, i32> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) => {
+            let _ = writeln!(err, "{path}: {}", strerror(&e));
+            Err(1)
+        }
+    }
+}
+
+/// Run `verify` with the arguments after the subcommand name; returns the exit status.
+pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    if args.is_empty() {
+        let _ = err.write_all(USAGE.as_bytes());
+        return 1;
+    }
+    // getopt("he:l:k:r:"), permuting like GNU getopt: options anywhere, `--` ends them.
+    let mut items = Vec::new();
+    let mut files = Vec::new();
+    let mut i = 0;
+    let mut options_done = false;
+    while let Some(arg) = args.get(i) {
+        i += 1;
+        if options_done || !arg.starts_with('-') || arg == "-" {
+            files.push(arg.clone());
+            continue;
+        }
+        if arg == "--" {
+            options_done = true;
+            continue;
+        }
+        let mut chars = arg.char_indices().skip(1);
+        while let Some((pos, c)) = chars.next() {
+            match c {
+                'h' => {
+                    let _ = err.write_all(USAGE.as_bytes());
+                    return 0;
+                }
+                'e' | 'r' | 'k' | 'l' => {
+                    let attached = arg.get(pos + c.len_utf8()..).unwrap_or("");
+                    let value = if attached.is_empty() {
+                        match args.get(i) {
+                            Some(v) => {
+                                i += 1;
+                                v.clone()
+                            }
+                            None => {
+                                let _ =
+                                    writeln!(err, "keynote: option requires an argument -- '{c}'");
+                                let _ = err.write_all(USAGE.as_bytes());
+                                return 1;
+                            }
+                        }
+                    } else {
+                        attached.to_owned()
+                    };
+                    items.push(match c {
+                        'e' => Item::Env(value),
+                        'r' => Item::Values(value),
+                        'k' => Item::Key(value),
+                        _ => Item::Trusted(value),
+                    });
+                    break;
+                }
+                other => {
+                    let _ = writeln!(err, "keynote: invalid option -- '{other}'");
+                    let _ = err.write_all(USAGE.as_bytes());
+                    return 1;
+                }
+            }
+        }
+    }
+
+    let mut session = Session::default();
+    let (mut have_env, mut have_values, mut have_key, mut have_trusted) =
+        (false, false, false, false);
+    for item in items {
+        match item {
+            Item::Env(path) => {
+                let text = match read(&path, err) {
+                    Ok(t) => t,
+                    Err(code) => return code,
+                };
+                match keynote::parse_action_environment(&text) {
+                    Ok(list) => {
+                        for (name, value) in list {
+                            if session.set_attribute(&name, &value).is_err() {
+                                let _ = writeln!(
+                                    err,
+                                    "Syntax error in environment file <{path}>, line 1"
+                                );
+                                return 1;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = writeln!(
+                            err,
+                            "Syntax error in environment file <{path}>, line {}",
+                            e.line()
+                        );
+                        return 1;
+                    }
+                }
+                have_env = true;
+            }
+            Item::Values(list) => {
+                if have_values {
+                    let _ = writeln!(err, "Do not define two sets of return values.");
+                    return 1;
+                }
+                session.set_values(list.split(',').filter(|v| !v.is_empty()));
+                have_values = true;
+            }
+            Item::Key(path) => {
+                let text = match read(&path, err) {
+                    Ok(t) => t,
+                    Err(code) => return code,
+                };
+                let principal = match keynote::parser::parse_str_expr(&text) {
+                    Ok(StrExpr::Lit(s)) => s,
+                    _ => {
+                        let _ = writeln!(err, "Syntax error adding authorizer {path}");
+                        return 1;
+                    }
+                };
+                if session.add_authorizer(&principal).is_err() {
+                    let _ = writeln!(err, "Syntax error adding authorizer {path}");
+                    return 1;
+                }
+                have_key = true;
+            }
+            Item::Trusted(path) => {
+                let text = match read(&path, err) {
+                    Ok(t) => t,
+                    Err(code) => return code,
+                };
+                if session.add_assertion(&text, Trust::Trusted).is_err() {
+                    let _ = writeln!(err, "Error for assertion in file <{path}>, errno -2.");
+                }
+                have_trusted = true;
+            }
+        }
+    }
+    if !have_values {
+        let _ = writeln!(err, "Should set return values before evaluations begin.");
+        return 1;
+    }
+    if !have_env {
+        let _ = writeln!(err, "Should set environment before evaluations begin.");
+        return 1;
+    }
+    if !have_key {
+        let _ = writeln!(err, "Should specify at least one action authorizer.");
+        return 1;
+    }
+    if !have_trusted {
+        let _ = writeln!(
+            err,
+            "Should specify at least one trusted assertion (POLICY)."
+        );
+        return 1;
+    }
+    // The reference adds untrusted files last to first.
+    for path in files.iter().rev() {
+        let text = match read(path, err) {
+            Ok(t) => t,
+            Err(code) => return code,
+        };
+        if session.add_assertion(&text, Trust::Untrusted).is_err() {
+            let _ = writeln!(err, "Error for assertion in file <{path}>, errno -2.");
+        }
+    }
+    let result = match session.query() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "keynote: {e}");
+            return 1;
+        }
+    };
+    let _ = writeln!(out, "Query result = {}", result.value);
+    for f in &result.failures {
+        let why = if f.reason.is_signature() {
+            "signature verification failure"
+        } else {
+            "syntax or semantic error"
+        };
+        let _ = writeln!(out, "Failed assertion {} due to {why}.", f.assertion);
+    }
+    0
+}

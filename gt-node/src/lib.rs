@@ -16,4 +16,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod announce;
+pub mod dht;
 pub mod wire;

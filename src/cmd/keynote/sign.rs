@@ -88,7 +88,12 @@ pub(super) fn read_input(
 }
 
 /// Parse a print-offset (`min` 0) or print-length (`min` 1) argument.
-pub(super) fn print_param(arg: &str, min: i64, what: &str, err: &mut dyn Write) -> Result<usize, ()> {
+pub(super) fn print_param(
+    arg: &str,
+    min: i64,
+    what: &str,
+    err: &mut dyn Write,
+) -> Result<usize, ()> {
     let value = c_atoi(arg);
     match usize::try_from(value) {
         Ok(v) if value >= min && value <= MAX_PRINT_WIDTH => Ok(v),
@@ -139,11 +144,9 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
     let flag = usize::from(args.first().is_some_and(|a| a == "-v"));
     // With -v there must still be three operands (the reference would read past argv).
-    let (Some(alg_arg), Some(assertion_path), Some(key_path)) = (
-        args.get(flag),
-        args.get(1 + flag),
-        args.get(2 + flag),
-    ) else {
+    let (Some(alg_arg), Some(assertion_path), Some(key_path)) =
+        (args.get(flag), args.get(1 + flag), args.get(2 + flag))
+    else {
         return usage(err);
     };
     let mut offset = PRINT_OFFSET;
@@ -161,8 +164,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
     }
     let algname = fix_algorithm_name(alg_arg, err);
-    let Ok(assertion) = read_input(assertion_path, "Error: zero-sized assertion-file.", err)
-    else {
+    let Ok(assertion) = read_input(assertion_path, "Error: zero-sized assertion-file.", err) else {
         return 1;
     };
     let Ok(key_text) = read_input(key_path, "Illegal key-file size 0", err) else {
@@ -205,7 +207,12 @@ mod tests {
             Ok(MAX_PRINT_WIDTH as usize)
         );
         assert_eq!(
-            print_param(&(MAX_PRINT_WIDTH + 1).to_string(), 1, "print-length", &mut err),
+            print_param(
+                &(MAX_PRINT_WIDTH + 1).to_string(),
+                1,
+                "print-length",
+                &mut err
+            ),
             Err(())
         );
     }

@@ -26,4 +26,8 @@ pub enum Command {
     /// (verify, sign, sigver, keygen).
     #[command(disable_help_flag = true)]
     Keynote(crate::cmd::keynote::Args),
+    /// Verify the OpenPGP signatures on tags: who signed, and whether each tag passes.
+    VerifyTag(crate::cmd::verify_tag::Args),
+    /// Tag operations (`gt tag sign`: add a co-signature to a signed tag).
+    Tag(crate::cmd::tag::Args),
 }

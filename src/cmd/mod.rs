@@ -1,6 +1,8 @@
 //! Command implementations: each module turns parsed arguments into library calls and output.
 
 pub mod keynote;
+pub mod tag;
+pub mod verify_tag;
 
 use crate::cli::Command;
 use crate::exit::Code;
@@ -9,5 +11,7 @@ use crate::exit::Code;
 pub fn run(command: Command) -> anyhow::Result<Code> {
     match command {
         Command::Keynote(args) => keynote::run(args),
+        Command::VerifyTag(args) => verify_tag::run(args),
+        Command::Tag(args) => tag::run(args),
     }
 }

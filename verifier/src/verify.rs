@@ -420,7 +420,17 @@ impl<'k> Verifier<'k> {
     /// chain are reported in [`TagReport::chain_error`].
     pub fn verify_chain(&self, source: &TagSource, oid: ObjectId) -> Result<TagReport, RepoError> {
         let bytes = source.read_tag(oid)?;
-        let mut report = self.verify_bytes(&bytes);
+        Ok(self.verify_bytes_in(Some(source), &bytes))
+    }
+
+    /// Verify the raw tag object `bytes`; if its target is a tag, follow the chain through
+    /// `source` (without a source, the report's `chain_error` says the inner tags were not
+    /// verified).
+    pub fn verify_bytes_in(&self, source: Option<&TagSource>, bytes: &[u8]) -> TagReport {
+        let mut report = self.verify_bytes(bytes);
+        let Some(source) = source else {
+            return report;
+        };
         loop {
             let Some(last) = report.levels.last() else {
                 break;
@@ -447,7 +457,7 @@ impl<'k> Verifier<'k> {
                 }
             }
         }
-        Ok(report)
+        report
     }
 
     /// Parse and verify one tag object.

@@ -1,0 +1,272 @@
+//! `gt verify-tag`: who signed these tags, and does each count?
+//!
+//! One result per tag, in the order given; `--json` prints one JSON object per line. The
+//! verdict rules are the verifier crate's (see its crate docs): a tag passes when every level of
+//! its chain has at least one good signature and no signature is bad or malformed.
+//! Exit status: 0 every tag passed, 1 some tag failed verification, 2 usage or I/O error
+//! (a missing ref, an unreadable file or keyring).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use verifier::{Keyring, Status, TagReport, TagSource, Verifier};
+
+use crate::exit::Code;
+
+/// `gt verify-tag [--repo DIR] --keyring FILE... [--json] (REF... | --object FILE...)`
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The repository to read tags from (default: the one containing the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+
+    /// An OpenPGP keyring: an armored or binary file with any number of certificates, or a
+    /// directory of such files. Repeat for several.
+    #[arg(long = "keyring", value_name = "FILE")]
+    pub keyrings: Vec<PathBuf>,
+
+    /// Also use the public keys of your GnuPG keyring (via `gpg --export`; honours GNUPGHOME).
+    #[arg(long)]
+    pub gpg_keyring: bool,
+
+    /// Print one JSON object per tag, one per line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Judge as of this time (seconds since the Unix epoch) instead of now.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub time: Option<u64>,
+
+    /// Verify raw tag objects (as `git cat-file tag` prints them) read from files instead of
+    /// refs. The tag's target need not exist anywhere.
+    #[arg(long = "object", value_name = "FILE", conflicts_with = "refs")]
+    pub objects: Vec<PathBuf>,
+
+    /// Tags to verify: ref names (`v1.0`, `refs/tags/v1.0`) or full object ids.
+    #[arg(value_name = "REF")]
+    pub refs: Vec<String>,
+}
+
+/// Run `gt verify-tag`.
+pub fn run(args: Args) -> anyhow::Result<Code> {
+    if args.keyrings.is_empty() && !args.gpg_keyring {
+        bail!("give at least one --keyring FILE (or --gpg-keyring)");
+    }
+    if args.refs.is_empty() && args.objects.is_empty() {
+        bail!("give the tags to verify: REF... or --object FILE...");
+    }
+    let mut keyring = Keyring::new();
+    for k in &args.keyrings {
+        keyring
+            .add_path(k)
+            .with_context(|| format!("loading keyring {}", k.display()))?;
+    }
+    if args.gpg_keyring {
+        keyring.add_gpg(None).context("loading the GnuPG keyring")?;
+    }
+    for w in keyring.warnings() {
+        tracing::warn!("{w}");
+    }
+    let time = match args.time {
+        Some(t) => UNIX_EPOCH + Duration::from_secs(t),
+        None => SystemTime::now(),
+    };
+    let verifier = Verifier::new(&keyring, time);
+
+    // A repository is needed for refs; for --object files it is only used to follow chains.
+    let repo_dir = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
+    let source = if args.refs.is_empty() {
+        TagSource::from_git_env(&repo_dir).ok()
+    } else {
+        Some(
+            TagSource::from_git_env(&repo_dir)
+                .with_context(|| format!("opening repository {}", repo_dir.display()))?,
+        )
+    };
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut worst = Code::Ok;
+    let inputs: Vec<(String, Input)> = if args.refs.is_empty() {
+        args.objects
+            .iter()
+            .map(|p| (p.display().to_string(), Input::File(p.clone())))
+            .collect()
+    } else {
+        args.refs
+            .iter()
+            .map(|r| (r.clone(), Input::Ref(r.clone())))
+            .collect()
+    };
+    for (label, input) in inputs {
+        let report = match &input {
+            Input::File(path) => std::fs::read(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .map(|bytes| verifier.verify_bytes_in(source.as_ref(), &bytes)),
+            Input::Ref(spec) => match &source {
+                Some(src) => src
+                    .resolve(spec)
+                    .and_then(|(oid, _)| verifier.verify_chain(src, oid))
+                    .map_err(|e| e.to_string()),
+                None => Err("no repository".to_owned()),
+            },
+        };
+        match report {
+            Ok(report) => {
+                if !report.is_verified() && worst == Code::Ok {
+                    worst = Code::Denied;
+                }
+                if args.json {
+                    writeln!(out, "{}", json(&label, &report))?;
+                } else {
+                    human(&mut out, &label, &report)?;
+                }
+            }
+            Err(e) => {
+                worst = Code::Error;
+                if args.json {
+                    let v = serde_json::json!({ "tag": label, "error": e });
+                    writeln!(out, "{v}")?;
+                } else {
+                    out.flush()?;
+                    eprintln!("gt: {label}: {e}");
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(worst)
+}
+
+enum Input {
+    File(PathBuf),
+    Ref(String),
+}
+
+/// Why a tag failed, in a few words; `None` if it passed.
+fn failure(report: &TagReport) -> Option<String> {
+    if report.is_verified() {
+        return None;
+    }
+    for (i, level) in report.levels.iter().enumerate() {
+        let at = if i == 0 {
+            String::new()
+        } else {
+            format!(" (inner tag, level {})", i + 1)
+        };
+        if let Some(e) = &level.error {
+            return Some(format!("malformed{at}: {e}"));
+        }
+        if let Some(s) = level.signatures.iter().find(|s| s.status.spoils_tag()) {
+            return Some(format!(
+                "{} signature{at} (block {}, packet {})",
+                s.status, s.block, s.index
+            ));
+        }
+        if level.signatures.is_empty() {
+            return Some(format!("unsigned{at}"));
+        }
+        if !level.signatures.iter().any(|s| s.status == Status::Good) {
+            return Some(format!("no good signature{at}"));
+        }
+    }
+    report.chain_error.clone()
+}
+
+fn human(out: &mut impl Write, label: &str, report: &TagReport) -> std::io::Result<()> {
+    let signers = report.signers();
+    match failure(report) {
+        None => writeln!(
+            out,
+            "{label}: OK, {} signer{}",
+            signers.len(),
+            if signers.len() == 1 { "" } else { "s" }
+        )?,
+        Some(why) => writeln!(out, "{label}: FAILED: {why}")?,
+    }
+    let chained = report.levels.len() > 1;
+    for (i, level) in report.levels.iter().enumerate() {
+        if chained {
+            writeln!(
+                out,
+                "  level {}: tag {} ({})",
+                i + 1,
+                level.name.as_deref().unwrap_or("?"),
+                level.oid
+            )?;
+        }
+        for s in &level.signatures {
+            let who = match (&s.signer, &s.issuer) {
+                (Some(p), _) => p.to_string(),
+                (None, Some(i)) => format!("issuer {i}"),
+                (None, None) => "no issuer".to_owned(),
+            };
+            let when = s.created.map(format_time).unwrap_or_default();
+            write!(out, "  {:<19} {who}  {when}", s.status.as_str())?;
+            if s.status != Status::Good {
+                if let Some(d) = &s.detail {
+                    write!(out, "\n  {:<19} {d}", "")?;
+                }
+            }
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+fn json(label: &str, report: &TagReport) -> serde_json::Value {
+    let signatures: Vec<serde_json::Value> = report
+        .signatures()
+        .map(|(level, s)| {
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("level".into(), serde_json::json!(level));
+            }
+            v
+        })
+        .collect();
+    let outer = report.levels.first();
+    serde_json::json!({
+        "tag": label,
+        "oid": outer.map(|l| l.oid.to_string()),
+        "name": outer.and_then(|l| l.name.clone()),
+        "verified": report.is_verified(),
+        "signers": report.signers(),
+        "signatures": signatures,
+        "levels": report.levels,
+        "error": failure(report),
+    })
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds (civil-from-days, proleptic Gregorian).
+fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn format_time_is_utc_civil() {
+        assert_eq!(super::format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::format_time(1_735_689_600), "2025-01-01 00:00:00 UTC");
+        assert_eq!(super::format_time(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+}

@@ -18,4 +18,5 @@
 
 pub mod announce;
 pub mod dht;
+pub mod store;
 pub mod wire;

@@ -1,6 +1,8 @@
 //! Helpers shared by gt-node's integration tests: real git repositories in temporary
 //! directories, made and checked with the `git` binary.
 #![allow(dead_code)]
+// Test helpers: a failing git or file operation should abort the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::Command;

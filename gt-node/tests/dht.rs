@@ -1,5 +1,6 @@
 //! The DHT wrapper on a loopback mainline testnet: publish on A, read on B, seq updates, stale
 //! puts refused and ignored, oversized values refused before sending, and peer discovery.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns abort loudly too
 
 use std::time::Instant;
 

@@ -18,5 +18,7 @@
 
 pub mod announce;
 pub mod dht;
+pub mod gate;
 pub mod store;
+pub mod transfer;
 pub mod wire;

@@ -69,6 +69,7 @@ pub fn make_source(dir: &Path) {
 
 /// A fresh bare repository.
 pub fn make_bare(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
     git(dir, &["init", "-q", "--bare"]);
 }
 

@@ -1,0 +1,72 @@
+//! The decision point of a DHT-driven ref update: given the update and the tag objects fetched
+//! for it, reject, accept or propagate.
+//!
+//! gt-node never decides itself. The `policy` crate implements [`Gate`] with the same call every
+//! other gt command uses (DESIGN: "One library call answers it"); tests may use small
+//! implementations. The gate runs after only the tag chain (or the commit) has been fetched, so a
+//! rejected ref costs those objects and nothing more.
+
+use gix::ObjectId;
+use gix::objs::Kind;
+
+/// The three outcomes, ordered as KeyNote compliance values: reject < accept < propagate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    /// Do not take the update.
+    Reject,
+    /// Take the update into the local repository.
+    Accept,
+    /// Take it, and announce and serve it to other peers.
+    Propagate,
+}
+
+/// A decision and the reason for it (logged, shown by `gt node status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateDecision {
+    /// What to do.
+    pub verdict: Verdict,
+    /// Why, in words (e.g. which policy assertion matched, which signers verified).
+    pub explanation: String,
+}
+
+impl GateDecision {
+    /// A decision with its explanation.
+    pub fn new(verdict: Verdict, explanation: impl Into<String>) -> Self {
+        GateDecision {
+            verdict,
+            explanation: explanation.into(),
+        }
+    }
+}
+
+/// Everything known about a ref update arriving from the DHT, apart from the objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdateCtx {
+    /// Repository name as published.
+    pub repo: String,
+    /// The publisher's ed25519 key (the DHT item's signer).
+    pub publisher: [u8; 32],
+    /// The key of the node that served the objects (authenticated in HELLO).
+    pub served_by: [u8; 32],
+    /// Full ref name, e.g. `refs/tags/v1.2`.
+    pub ref_name: String,
+    /// Current local value, `None` when the ref is new here.
+    pub old: Option<ObjectId>,
+    /// The announced value.
+    pub new: ObjectId,
+    /// Type of the object `new` names (`tag` or `commit`).
+    pub new_kind: Kind,
+    /// The DHT item's sequence number.
+    pub seq: i64,
+    /// Decision time, unix seconds (explicit: never read from the clock inside the gate).
+    pub now: i64,
+}
+
+/// Decides ref updates. Implementations must be cheap to call from async code (a few
+/// signature verifications) and must not perform I/O on the network.
+pub trait Gate: Send + Sync {
+    /// Decide `ctx`. `tag_objects` are the raw tag objects (without git headers) from the one
+    /// `ctx.new` names down the tag-of-tag chain, outermost first; empty when `ctx.new` is a
+    /// commit.
+    fn decide(&self, ctx: &RefUpdateCtx, tag_objects: &[Vec<u8>]) -> GateDecision;
+}

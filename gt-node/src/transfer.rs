@@ -1,0 +1,858 @@
+//! Moving objects between nodes over TCP with the staged protocol of [`crate::wire`]: a server
+//! that serves the repositories a node shares or propagates, and a client that fetches one ref
+//! update at a time, tag first, pack only if the [`Gate`] accepts.
+//!
+//! Server: one tokio task per connection, at most [`MAX_CONNECTIONS`] at once (a semaphore);
+//! gix work runs in `spawn_blocking`; every frame read or write is bounded by the wire timeouts;
+//! at most [`MAX_REQUESTS_PER_CONNECTION`] requests per connection.
+//!
+//! Client ([`fetch_ref`]):
+//! 1. HELLO: the server signs our random challenge (with publisher, repo and its key) using its
+//!    ed25519 node key; we verify it, and optionally require that key to be a given one;
+//! 2. WANT_OBJECT for the announced id; we recompute the id from `"<type> <len>\0" + bytes`;
+//!    for a tag we parse it and walk tag-of-tag chains (at most [`MAX_TAG_CHAIN`] levels);
+//! 3. the gate decides; on reject we stop (the cost is the objects of step 2);
+//! 4. WANT_PACK with our ref tips as haves; the declared size is checked against our limits
+//!    before any pack byte is read; the pack goes to a temporary file, then through the
+//!    store's quarantine, connectivity check and compare-and-swap ref update.
+
+use std::collections::HashMap;
+use std::io::{Seek, SeekFrom, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use gix::ObjectId;
+use gix::objs::Kind;
+use serde_bytes::ByteBuf;
+use sha1::Digest as _;
+use tokio::io::AsyncReadExt as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+use crate::gate::{Gate, GateDecision, RefUpdateCtx, Verdict};
+use crate::store::{PackLimits, Repo, StoreError};
+use crate::wire::{
+    self, ErrorMsg, HANDSHAKE_TIMEOUT, Hello, HelloOk, MAX_CONNECTIONS, MAX_HAVES,
+    MAX_OBJECT_BYTES, MAX_REQUESTS_PER_CONNECTION, MAX_TAG_CHAIN, MAX_WANTS, Message,
+    PACK_CHUNK_BYTES, PROTOCOL_VERSION, WireError,
+};
+
+/// Transfer failures (client and server side).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// Framing, decoding, timeouts, socket errors.
+    #[error("{peer}: {source}")]
+    Wire {
+        /// The peer.
+        peer: SocketAddr,
+        /// Cause.
+        source: WireError,
+    },
+    /// Connecting failed or timed out.
+    #[error("could not connect to {peer}: {reason}")]
+    Connect {
+        /// The peer.
+        peer: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The server's HELLO answer is invalid (bad signature, unexpected key, version).
+    #[error("{peer}: handshake failed: {reason}")]
+    Handshake {
+        /// The peer.
+        peer: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The peer sent a message that does not fit the protocol state.
+    #[error("{peer}: protocol violation: expected {expected}, got {got}")]
+    Unexpected {
+        /// The peer.
+        peer: SocketAddr,
+        /// What we were waiting for.
+        expected: &'static str,
+        /// What arrived (message name).
+        got: String,
+    },
+    /// The peer answered with an ERROR message.
+    #[error("{peer} refused: {message}")]
+    Refused {
+        /// The peer.
+        peer: SocketAddr,
+        /// Its message.
+        message: String,
+    },
+    /// An object's bytes do not hash to the id asked for.
+    #[error("{peer} sent a wrong object: asked for {asked}, bytes hash to {actual}")]
+    ObjectMismatch {
+        /// The peer.
+        peer: SocketAddr,
+        /// The id requested.
+        asked: ObjectId,
+        /// The id of what arrived.
+        actual: ObjectId,
+    },
+    /// An object is not a tag or commit, does not parse, or the chain is too long.
+    #[error("{peer}: bad object {oid}: {reason}")]
+    BadObject {
+        /// The peer.
+        peer: SocketAddr,
+        /// The object.
+        oid: ObjectId,
+        /// Why.
+        reason: String,
+    },
+    /// The announced or received pack exceeds our limits, or differs from its announced size.
+    #[error("{peer}: pack refused: {reason}")]
+    PackSize {
+        /// The peer.
+        peer: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The repository store failed (bad pack, not connected, ref conflict, I/O).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Local I/O (temporary files).
+    #[error("local I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A blocking task panicked.
+    #[error("background task failed: {0}")]
+    Join(String),
+}
+
+/// Bytes moved for one repository.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes received (frames, headers included).
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+}
+
+/// Per-repository traffic counters, shared by a node's server and client.
+#[derive(Debug, Default)]
+pub struct TrafficLog {
+    map: Mutex<HashMap<String, Traffic>>,
+}
+
+impl TrafficLog {
+    /// Add to the counters of `repo_id` (`<publisher hex>/<name>`).
+    pub fn add(&self, repo_id: &str, t: Traffic) {
+        if let Ok(mut m) = self.map.lock() {
+            let e = m.entry(repo_id.to_owned()).or_default();
+            e.bytes_in += t.bytes_in;
+            e.bytes_out += t.bytes_out;
+        }
+    }
+
+    /// The counters of one repository.
+    pub fn get(&self, repo_id: &str) -> Traffic {
+        self.map
+            .lock()
+            .ok()
+            .and_then(|m| m.get(repo_id).copied())
+            .unwrap_or_default()
+    }
+
+    /// All counters.
+    pub fn snapshot(&self) -> HashMap<String, Traffic> {
+        self.map.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+/// The identifier used for per-repository bookkeeping: `<publisher hex>/<name>`.
+pub fn repo_id(publisher: &[u8; 32], repo: &str) -> String {
+    format!("{}/{}", hex::encode(publisher), repo)
+}
+
+/// Git object id of raw object bytes: SHA-1 of `"<type> <len>\0" + data`.
+pub fn object_id(kind: Kind, data: &[u8]) -> ObjectId {
+    let mut h = sha1::Sha1::new();
+    h.update(kind.as_bytes());
+    h.update(b" ");
+    h.update(data.len().to_string().as_bytes());
+    h.update(b"\0");
+    h.update(data);
+    ObjectId::from_bytes_or_panic(&h.finalize())
+}
+
+/// A repository this node serves.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// Where it is.
+    pub repo: Repo,
+    /// The current ref manifest, when the published item refers to one.
+    pub manifest: Option<Vec<u8>>,
+}
+
+/// Serves repositories to other nodes.
+#[derive(Debug)]
+pub struct Server {
+    node_key: SigningKey,
+    catalog: RwLock<HashMap<([u8; 32], String), Served>>,
+    limits: PackLimits,
+    /// Traffic per repository.
+    pub traffic: Arc<TrafficLog>,
+}
+
+impl Server {
+    /// A server signing HELLOs with `node_key`, refusing to send packs beyond `limits`.
+    pub fn new(node_key: SigningKey, limits: PackLimits, traffic: Arc<TrafficLog>) -> Arc<Self> {
+        Arc::new(Server {
+            node_key,
+            catalog: RwLock::new(HashMap::new()),
+            limits,
+            traffic,
+        })
+    }
+
+    /// Serve `repo` as `name` of `publisher` (replacing any earlier entry).
+    pub fn serve(&self, publisher: [u8; 32], name: &str, served: Served) {
+        if let Ok(mut c) = self.catalog.write() {
+            c.insert((publisher, name.to_owned()), served);
+        }
+    }
+
+    /// Stop serving `name` of `publisher`.
+    pub fn unserve(&self, publisher: &[u8; 32], name: &str) {
+        if let Ok(mut c) = self.catalog.write() {
+            c.remove(&(*publisher, name.to_owned()));
+        }
+    }
+
+    fn lookup(&self, publisher: &[u8; 32], name: &str) -> Option<Served> {
+        self.catalog
+            .read()
+            .ok()?
+            .get(&(*publisher, name.to_owned()))
+            .cloned()
+    }
+
+    /// Accept connections on `listener` until the task is aborted.
+    pub async fn run(self: Arc<Self>, listener: TcpListener) {
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        loop {
+            // Take a slot before accepting, so excess peers wait in the kernel's queue.
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Err(e) = this.handle(stream, peer).await {
+                    debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+    }
+
+    async fn handle(&self, mut stream: TcpStream, peer: SocketAddr) -> Result<(), TransferError> {
+        let wire_err = |source| TransferError::Wire { peer, source };
+        let (first, n) = wire::read_message_within(&mut stream, HANDSHAKE_TIMEOUT)
+            .await
+            .map_err(wire_err)?;
+        let mut t = Traffic {
+            bytes_in: n as u64,
+            bytes_out: 0,
+        };
+        let Message::Hello(hello) = first else {
+            return Err(TransferError::Unexpected {
+                peer,
+                expected: "hello",
+                got: name(&first),
+            });
+        };
+        let publisher = wire::bytes32_field("publisher", &hello.publisher).map_err(wire_err)?;
+        let id = repo_id(&publisher, &hello.repo);
+        let served = match (
+            hello.version == PROTOCOL_VERSION,
+            self.lookup(&publisher, &hello.repo),
+        ) {
+            (false, _) => Err(format!("protocol version {} not supported", hello.version)),
+            (true, None) => Err(format!("repository {id} is not served here")),
+            (true, Some(s)) => Ok(s),
+        };
+        let served = match served {
+            Ok(s) => s,
+            Err(message) => {
+                let _ =
+                    wire::write_message(&mut stream, &Message::Error(ErrorMsg { message })).await;
+                return Ok(());
+            }
+        };
+        let node_key = self.node_key.verifying_key().to_bytes();
+        let signed = wire::hello_signed_bytes(&hello.challenge, &publisher, &hello.repo, &node_key);
+        let ok = Message::HelloOk(HelloOk {
+            version: PROTOCOL_VERSION,
+            node_key: ByteBuf::from(node_key.to_vec()),
+            signature: ByteBuf::from(self.node_key.sign(&signed).to_bytes().to_vec()),
+        });
+        t.bytes_out += wire::write_message(&mut stream, &ok)
+            .await
+            .map_err(wire_err)? as u64;
+
+        let result = self
+            .serve_requests(&mut stream, peer, &served, &mut t)
+            .await;
+        self.traffic.add(&id, t);
+        result
+    }
+
+    async fn serve_requests(
+        &self,
+        stream: &mut TcpStream,
+        peer: SocketAddr,
+        served: &Served,
+        t: &mut Traffic,
+    ) -> Result<(), TransferError> {
+        let wire_err = |source| TransferError::Wire { peer, source };
+        for _ in 0..MAX_REQUESTS_PER_CONNECTION {
+            let (msg, n) = match wire::read_message(stream).await {
+                Ok(x) => x,
+                // The client closing between requests is the normal end.
+                Err(WireError::Truncated { got: 0, .. }) => return Ok(()),
+                Err(e) => return Err(wire_err(e)),
+            };
+            t.bytes_in += n as u64;
+            match msg {
+                Message::WantObject(w) => {
+                    let reply = match wire::oid_field("oid", &w.oid) {
+                        Err(e) => error_msg(e.to_string()),
+                        Ok(oid) => object_reply(&served.repo, oid).await,
+                    };
+                    t.bytes_out += wire::write_message(stream, &reply)
+                        .await
+                        .map_err(wire_err)? as u64;
+                }
+                Message::WantManifest(w) => {
+                    let reply = match &served.manifest {
+                        Some(m)
+                            if crate::announce::manifest_hash(m).as_slice()
+                                == w.hash.as_slice() =>
+                        {
+                            Message::Manifest(wire::Manifest {
+                                data: ByteBuf::from(m.clone()),
+                            })
+                        }
+                        _ => error_msg("no manifest with that hash here".into()),
+                    };
+                    t.bytes_out += wire::write_message(stream, &reply)
+                        .await
+                        .map_err(wire_err)? as u64;
+                }
+                Message::WantPack(w) => {
+                    t.bytes_out += self.send_pack(stream, peer, served, w).await?;
+                }
+                other => {
+                    let reply = error_msg(format!("unexpected {}", name(&other)));
+                    let _ = wire::write_message(stream, &reply).await;
+                    return Err(TransferError::Unexpected {
+                        peer,
+                        expected: "a request",
+                        got: name(&other),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_pack(
+        &self,
+        stream: &mut TcpStream,
+        peer: SocketAddr,
+        served: &Served,
+        w: wire::WantPack,
+    ) -> Result<u64, TransferError> {
+        let wire_err = |source| TransferError::Wire { peer, source };
+        let parse = |list: &[ByteBuf], max: usize, field| -> Result<Vec<ObjectId>, String> {
+            if list.len() > max {
+                return Err(format!("{field}: {} entries, at most {max}", list.len()));
+            }
+            list.iter()
+                .map(|b| wire::oid_field(field, b).map_err(|e| e.to_string()))
+                .collect()
+        };
+        let ids = parse(&w.wants, MAX_WANTS, "wants")
+            .and_then(|wants| Ok((wants, parse(&w.haves, MAX_HAVES, "haves")?)));
+        let (wants, haves) = match ids {
+            Ok(x) => x,
+            Err(message) => {
+                let n = wire::write_message(stream, &error_msg(message))
+                    .await
+                    .map_err(wire_err)?;
+                return Ok(n as u64);
+            }
+        };
+        let repo = served.repo.clone();
+        let limits = self.limits;
+        let generated =
+            tokio::task::spawn_blocking(move || repo.generate_pack(&wants, &haves, limits))
+                .await
+                .map_err(|e| TransferError::Join(e.to_string()))?;
+        let mut pack = match generated {
+            Ok(p) => p,
+            Err(e) => {
+                let n = wire::write_message(stream, &error_msg(e.to_string()))
+                    .await
+                    .map_err(wire_err)?;
+                return Ok(n as u64);
+            }
+        };
+        info!(%peer, bytes = pack.bytes, objects = pack.objects, "sending pack");
+        let start = Message::PackStart(wire::PackStart {
+            bytes: pack.bytes,
+            objects: pack.objects,
+        });
+        let mut sent = wire::write_message(stream, &start)
+            .await
+            .map_err(wire_err)? as u64;
+        pack.file.seek(SeekFrom::Start(0))?;
+        let mut file = tokio::fs::File::from_std(pack.file);
+        let mut buf = vec![0u8; PACK_CHUNK_BYTES];
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            let chunk = Message::PackChunk(wire::PackChunk {
+                data: ByteBuf::from(buf.get(..n).unwrap_or_default().to_vec()),
+            });
+            sent += wire::write_message(stream, &chunk)
+                .await
+                .map_err(wire_err)? as u64;
+        }
+        sent += wire::write_message(stream, &Message::PackEnd(wire::PackEnd {}))
+            .await
+            .map_err(wire_err)? as u64;
+        Ok(sent)
+    }
+}
+
+async fn object_reply(repo: &Repo, oid: ObjectId) -> Message {
+    let repo = repo.clone();
+    let found = tokio::task::spawn_blocking(move || repo.read_object(&oid)).await;
+    match found {
+        Ok(Ok(Some((kind @ (Kind::Tag | Kind::Commit), data))))
+            if data.len() <= MAX_OBJECT_BYTES =>
+        {
+            Message::Object(wire::Object {
+                kind: kind.to_string(),
+                data: ByteBuf::from(data),
+            })
+        }
+        Ok(Ok(Some((kind, data)))) => error_msg(format!(
+            "{oid} is a {kind} of {} bytes: not served alone",
+            data.len()
+        )),
+        Ok(Ok(None)) => error_msg(format!("{oid} not found")),
+        Ok(Err(e)) => error_msg(e.to_string()),
+        Err(e) => error_msg(e.to_string()),
+    }
+}
+
+fn error_msg(message: String) -> Message {
+    Message::Error(ErrorMsg { message })
+}
+
+fn name(m: &Message) -> String {
+    match m {
+        Message::Hello(_) => "hello",
+        Message::HelloOk(_) => "hello_ok",
+        Message::WantObject(_) => "want_object",
+        Message::Object(_) => "object",
+        Message::WantManifest(_) => "want_manifest",
+        Message::Manifest(_) => "manifest",
+        Message::WantPack(_) => "want_pack",
+        Message::PackStart(_) => "pack_start",
+        Message::PackChunk(_) => "pack_chunk",
+        Message::PackEnd(_) => "pack_end",
+        Message::Error(_) => "error",
+    }
+    .to_owned()
+}
+
+/// A client connection to a serving node, after a verified HELLO.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// The serving node's key, proven in HELLO.
+    pub server_key: [u8; 32],
+    /// Bytes moved on this connection so far.
+    pub traffic: Traffic,
+}
+
+/// Connect to `peer` for `repo` of `publisher` and authenticate it. If `expect_key` is given, the
+/// server must prove that key (e.g. the publisher's own node).
+pub async fn connect(
+    peer: SocketAddr,
+    publisher: &[u8; 32],
+    repo: &str,
+    expect_key: Option<&[u8; 32]>,
+) -> Result<Connection, TransferError> {
+    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(peer))
+        .await
+        .map_err(|_| TransferError::Connect {
+            peer,
+            reason: "timed out".into(),
+        })?
+        .map_err(|e| TransferError::Connect {
+            peer,
+            reason: e.to_string(),
+        })?;
+    let mut conn = Connection {
+        stream,
+        peer,
+        server_key: [0; 32],
+        traffic: Traffic::default(),
+    };
+    let mut challenge = [0u8; 32];
+    getrandom::fill(&mut challenge).map_err(|e| TransferError::Handshake {
+        peer,
+        reason: format!("no randomness: {e}"),
+    })?;
+    let hello = Message::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        publisher: ByteBuf::from(publisher.to_vec()),
+        repo: repo.to_owned(),
+        challenge: ByteBuf::from(challenge.to_vec()),
+    });
+    conn.send(&hello).await?;
+    let (reply, n) = wire::read_message_within(&mut conn.stream, HANDSHAKE_TIMEOUT)
+        .await
+        .map_err(|source| TransferError::Wire { peer, source })?;
+    conn.traffic.bytes_in += n as u64;
+    let ok = match reply {
+        Message::HelloOk(ok) => ok,
+        Message::Error(e) => {
+            return Err(TransferError::Refused {
+                peer,
+                message: e.message,
+            });
+        }
+        other => {
+            return Err(TransferError::Unexpected {
+                peer,
+                expected: "hello_ok",
+                got: name(&other),
+            });
+        }
+    };
+    let bad = |reason: String| TransferError::Handshake { peer, reason };
+    if ok.version != PROTOCOL_VERSION {
+        return Err(bad(format!("server speaks version {}", ok.version)));
+    }
+    let key = wire::bytes32_field("node_key", &ok.node_key).map_err(|e| bad(e.to_string()))?;
+    let sig = <[u8; 64]>::try_from(ok.signature.as_slice())
+        .map_err(|_| bad("signature is not 64 bytes".into()))?;
+    let vk = VerifyingKey::from_bytes(&key).map_err(|e| bad(format!("node key: {e}")))?;
+    let signed = wire::hello_signed_bytes(&challenge, publisher, repo, &key);
+    vk.verify(&signed, &Signature::from_bytes(&sig))
+        .map_err(|_| bad("challenge signature does not verify".into()))?;
+    if let Some(want) = expect_key
+        && want != &key
+    {
+        return Err(bad(format!(
+            "server key {} is not the expected {}",
+            hex::encode(key),
+            hex::encode(want)
+        )));
+    }
+    conn.server_key = key;
+    Ok(conn)
+}
+
+impl Connection {
+    async fn send(&mut self, msg: &Message) -> Result<(), TransferError> {
+        let n = wire::write_message(&mut self.stream, msg)
+            .await
+            .map_err(|source| TransferError::Wire {
+                peer: self.peer,
+                source,
+            })?;
+        self.traffic.bytes_out += n as u64;
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> Result<Message, TransferError> {
+        let (msg, n) = wire::read_message(&mut self.stream)
+            .await
+            .map_err(|source| TransferError::Wire {
+                peer: self.peer,
+                source,
+            })?;
+        self.traffic.bytes_in += n as u64;
+        if let Message::Error(e) = msg {
+            return Err(TransferError::Refused {
+                peer: self.peer,
+                message: e.message,
+            });
+        }
+        Ok(msg)
+    }
+
+    /// Fetch one tag or commit and check that its bytes hash to `oid`.
+    pub async fn want_object(&mut self, oid: ObjectId) -> Result<(Kind, Vec<u8>), TransferError> {
+        let peer = self.peer;
+        self.send(&Message::WantObject(wire::WantObject {
+            oid: ByteBuf::from(oid.as_bytes().to_vec()),
+        }))
+        .await?;
+        let obj = match self.recv().await? {
+            Message::Object(o) => o,
+            other => {
+                return Err(TransferError::Unexpected {
+                    peer,
+                    expected: "object",
+                    got: name(&other),
+                });
+            }
+        };
+        let kind = match obj.kind.as_str() {
+            "tag" => Kind::Tag,
+            "commit" => Kind::Commit,
+            k => {
+                return Err(TransferError::BadObject {
+                    peer,
+                    oid,
+                    reason: format!("type {k:?}"),
+                });
+            }
+        };
+        if obj.data.len() > MAX_OBJECT_BYTES {
+            return Err(TransferError::BadObject {
+                peer,
+                oid,
+                reason: "too large".into(),
+            });
+        }
+        let actual = object_id(kind, &obj.data);
+        if actual != oid {
+            return Err(TransferError::ObjectMismatch {
+                peer,
+                asked: oid,
+                actual,
+            });
+        }
+        Ok((kind, obj.data.into_vec()))
+    }
+
+    /// Fetch the manifest with SHA-256 `hash` (verification against the item is the caller's,
+    /// through [`crate::announce::decode_manifest`]).
+    pub async fn want_manifest(&mut self, hash: &[u8; 32]) -> Result<Vec<u8>, TransferError> {
+        let peer = self.peer;
+        self.send(&Message::WantManifest(wire::WantManifest {
+            hash: ByteBuf::from(hash.to_vec()),
+        }))
+        .await?;
+        match self.recv().await? {
+            Message::Manifest(m) => Ok(m.data.into_vec()),
+            other => Err(TransferError::Unexpected {
+                peer,
+                expected: "manifest",
+                got: name(&other),
+            }),
+        }
+    }
+
+    /// Ask for a pack and receive it into a temporary file, refusing it as soon as its announced
+    /// or actual size exceeds `limits`.
+    pub async fn want_pack(
+        &mut self,
+        wants: &[ObjectId],
+        haves: &[ObjectId],
+        limits: PackLimits,
+    ) -> Result<(std::fs::File, u32), TransferError> {
+        let peer = self.peer;
+        let ids = |v: &[ObjectId]| {
+            v.iter()
+                .map(|o| ByteBuf::from(o.as_bytes().to_vec()))
+                .collect()
+        };
+        self.send(&Message::WantPack(wire::WantPack {
+            wants: ids(wants),
+            haves: ids(haves),
+        }))
+        .await?;
+        let start = match self.recv().await? {
+            Message::PackStart(s) => s,
+            other => {
+                return Err(TransferError::Unexpected {
+                    peer,
+                    expected: "pack_start",
+                    got: name(&other),
+                });
+            }
+        };
+        if start.bytes > limits.max_bytes || start.objects > limits.max_objects {
+            return Err(TransferError::PackSize {
+                peer,
+                reason: format!(
+                    "announced {} bytes / {} objects, limits {} / {}",
+                    start.bytes, start.objects, limits.max_bytes, limits.max_objects
+                ),
+            });
+        }
+        let mut file = tempfile::tempfile()?;
+        let mut got = 0u64;
+        loop {
+            match self.recv().await? {
+                Message::PackChunk(c) => {
+                    got += c.data.len() as u64;
+                    if got > start.bytes {
+                        return Err(TransferError::PackSize {
+                            peer,
+                            reason: format!("more than the announced {} bytes", start.bytes),
+                        });
+                    }
+                    file.write_all(&c.data)?;
+                }
+                Message::PackEnd(_) => break,
+                other => {
+                    return Err(TransferError::Unexpected {
+                        peer,
+                        expected: "pack_chunk",
+                        got: name(&other),
+                    });
+                }
+            }
+        }
+        if got != start.bytes {
+            return Err(TransferError::PackSize {
+                peer,
+                reason: format!("{got} bytes received, {} announced", start.bytes),
+            });
+        }
+        file.seek(SeekFrom::Start(0))?;
+        Ok((file, start.objects))
+    }
+}
+
+/// What happened to one ref update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOutcome {
+    /// The gate's decision (or a synthetic one when nothing had to be decided).
+    pub decision: GateDecision,
+    /// Whether the local ref now has the announced value.
+    pub updated: bool,
+    /// Objects in the received pack (0 if none was fetched).
+    pub pack_objects: u32,
+    /// Bytes moved on the connection for this update (HELLO excluded).
+    pub traffic: Traffic,
+}
+
+/// Run the staged fetch of one ref update over `conn` into `store`, deciding with `gate`.
+///
+/// `ctx.old` must be the value the ref has locally now; it is the expected old value of the
+/// final compare-and-swap, so an update that raced with another changes nothing.
+pub async fn fetch_ref(
+    conn: &mut Connection,
+    store: &Repo,
+    gate: &dyn Gate,
+    mut ctx: RefUpdateCtx,
+    limits: PackLimits,
+) -> Result<FetchOutcome, TransferError> {
+    let peer = conn.peer;
+    let before = conn.traffic;
+    let delta = |c: &Connection| Traffic {
+        bytes_in: c.traffic.bytes_in - before.bytes_in,
+        bytes_out: c.traffic.bytes_out - before.bytes_out,
+    };
+    if ctx.old == Some(ctx.new) {
+        return Ok(FetchOutcome {
+            decision: GateDecision::new(Verdict::Accept, "ref already has this value"),
+            updated: false,
+            pack_objects: 0,
+            traffic: Traffic::default(),
+        });
+    }
+    ctx.served_by = conn.server_key;
+
+    // Stage 1: the object the ref names, and the tags it points through.
+    let mut tags: Vec<Vec<u8>> = Vec::new();
+    let mut id = ctx.new;
+    let mut first_kind = None;
+    loop {
+        let (kind, data) = conn.want_object(id).await?;
+        first_kind.get_or_insert(kind);
+        if kind != Kind::Tag {
+            break;
+        }
+        let tag = gix::objs::TagRef::from_bytes(&data, gix::hash::Kind::Sha1).map_err(|e| {
+            TransferError::BadObject {
+                peer,
+                oid: id,
+                reason: format!("tag does not parse: {e:?}"),
+            }
+        })?;
+        let (target, target_kind) = (tag.target(), tag.target_kind);
+        tags.push(data);
+        if target_kind != Kind::Tag {
+            break;
+        }
+        if tags.len() >= MAX_TAG_CHAIN {
+            return Err(TransferError::BadObject {
+                peer,
+                oid: ctx.new,
+                reason: format!("tag chain longer than {MAX_TAG_CHAIN}"),
+            });
+        }
+        id = target;
+    }
+    ctx.new_kind = first_kind.unwrap_or(Kind::Commit);
+
+    // Stage 2: decide.
+    let decision = gate.decide(&ctx, &tags);
+    info!(
+        repo = %ctx.repo, r#ref = %ctx.ref_name, new = %ctx.new, verdict = ?decision.verdict,
+        explanation = %decision.explanation, served_by = %hex::encode(ctx.served_by), "gate decision"
+    );
+    if decision.verdict == Verdict::Reject {
+        return Ok(FetchOutcome {
+            decision,
+            updated: false,
+            pack_objects: 0,
+            traffic: delta(conn),
+        });
+    }
+
+    // Stage 3: the pack, with our tips as haves.
+    let store2 = store.clone();
+    let haves: Vec<ObjectId> = tokio::task::spawn_blocking(move || store2.refs())
+        .await
+        .map_err(|e| TransferError::Join(e.to_string()))??
+        .into_values()
+        .take(MAX_HAVES)
+        .collect();
+    let (file, _) = conn.want_pack(&[ctx.new], &haves, limits).await?;
+    let store2 = store.clone();
+    let (name, old, new) = (ctx.ref_name.clone(), ctx.old, ctx.new);
+    let objects = tokio::task::spawn_blocking(move || -> Result<u32, StoreError> {
+        let mut reader = std::io::BufReader::new(file);
+        let q = store2.receive_pack(&mut reader, &[new], limits)?;
+        let objects = q.objects;
+        q.commit(&name, old, new)?;
+        Ok(objects)
+    })
+    .await
+    .map_err(|e| TransferError::Join(e.to_string()))??;
+    info!(repo = %ctx.repo, r#ref = %ctx.ref_name, new = %ctx.new, objects, "ref updated");
+    Ok(FetchOutcome {
+        decision,
+        updated: true,
+        pack_objects: objects,
+        traffic: delta(conn),
+    })
+}

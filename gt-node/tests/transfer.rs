@@ -1,0 +1,418 @@
+//! The staged transfer over loopback TCP between two real repositories: an accepted tag moves
+//! with its history and `git fsck` passes; a rejected ref costs only the tag object; a peer
+//! sending a wrong object, a truncated frame or an oversized pack is refused and the receiving
+//! repository does not change.
+//!
+//! The Gate here is a small test implementation ("accept if the tag message contains OK"); the
+//! policy crate's gate replaces it in the end-to-end tests.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns abort loudly too
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use common::*;
+use ed25519_dalek::{Signer as _, SigningKey};
+use gix::ObjectId;
+use gix::objs::Kind;
+use gt_node::gate::{Gate, GateDecision, RefUpdateCtx, Verdict};
+use gt_node::store::{PackLimits, Repo};
+use gt_node::transfer::{self, Served, Server, TrafficLog, TransferError};
+use gt_node::wire::{self, Message};
+use serde_bytes::ByteBuf;
+use tokio::net::TcpListener;
+
+/// Test gate: accept (propagate) a tag whose message contains "OK", reject everything else.
+struct MessageGate;
+
+impl Gate for MessageGate {
+    fn decide(&self, _ctx: &RefUpdateCtx, tag_objects: &[Vec<u8>]) -> GateDecision {
+        let ok = tag_objects.first().is_some_and(|t| {
+            gix::objs::TagRef::from_bytes(t, gix::hash::Kind::Sha1)
+                .is_ok_and(|t| t.message.windows(2).any(|w| w == b"OK"))
+        });
+        if ok {
+            GateDecision::new(Verdict::Propagate, "message says OK")
+        } else {
+            GateDecision::new(Verdict::Reject, "message lacks OK")
+        }
+    }
+}
+
+const PUBLISHER_SEED: [u8; 32] = [7; 32];
+
+fn publisher() -> [u8; 32] {
+    SigningKey::from_bytes(&PUBLISHER_SEED)
+        .verifying_key()
+        .to_bytes()
+}
+
+fn ctx(ref_name: &str, old: Option<ObjectId>, new: ObjectId) -> RefUpdateCtx {
+    RefUpdateCtx {
+        repo: "demo".into(),
+        publisher: publisher(),
+        served_by: [0; 32],
+        ref_name: ref_name.into(),
+        old,
+        new,
+        new_kind: Kind::Tag,
+        seq: 1,
+        now: 1_700_000_000,
+    }
+}
+
+async fn start_server(src: &Path) -> (SocketAddr, Arc<Server>) {
+    let server = Server::new(
+        SigningKey::from_bytes(&PUBLISHER_SEED),
+        PackLimits::default(),
+        Arc::new(TrafficLog::default()),
+    );
+    server.serve(
+        publisher(),
+        "demo",
+        Served {
+            repo: Repo::open(src).unwrap(),
+            manifest: None,
+        },
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server.clone().run(listener));
+    (addr, server)
+}
+
+fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (s, d) = (tmp.path().join("src"), tmp.path().join("dst.git"));
+    std::fs::create_dir_all(&s).unwrap();
+    make_source(&s);
+    make_bare(&d);
+    (tmp, s, d)
+}
+
+fn loose_and_packs(d: &Path) -> usize {
+    let loose = std::fs::read_dir(d.join("objects"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().len() == 2)
+        .count();
+    loose + pack_files(d).len()
+}
+
+#[tokio::test]
+async fn accepted_tag_is_transferred_and_fsck_clean() {
+    let (_tmp, s, d) = setup();
+    let (addr, server) = start_server(&s).await;
+    let dst = Repo::open(&d).unwrap();
+    let v2 = rev(&s, "refs/tags/v2");
+    let mut conn = transfer::connect(addr, &publisher(), "demo", Some(&publisher()))
+        .await
+        .unwrap();
+    assert_eq!(conn.server_key, publisher());
+    let out = transfer::fetch_ref(
+        &mut conn,
+        &dst,
+        &MessageGate,
+        ctx("refs/tags/v2", None, v2),
+        PackLimits::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.decision.verdict, Verdict::Propagate);
+    assert!(out.updated && out.pack_objects > 10, "{out:?}");
+    assert_eq!(rev(&d, "refs/tags/v2"), v2);
+    assert_eq!(rev(&d, "refs/tags/v2^{commit}"), rev(&s, "main"));
+    fsck(&d);
+    // The same update again changes nothing and moves nothing.
+    let again = transfer::fetch_ref(
+        &mut conn,
+        &dst,
+        &MessageGate,
+        ctx("refs/tags/v2", Some(v2), v2),
+        PackLimits::default(),
+    )
+    .await
+    .unwrap();
+    assert!(!again.updated && again.traffic.bytes_in == 0);
+    drop(conn);
+    // The server counted what it sent for this repository.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let served = server.traffic.get(&transfer::repo_id(&publisher(), "demo"));
+    assert!(
+        served.bytes_out >= out.traffic.bytes_in,
+        "{served:?} vs {out:?}"
+    );
+}
+
+#[tokio::test]
+async fn rejected_ref_costs_only_the_tag_object() {
+    let (_tmp, s, d) = setup();
+    let (addr, _server) = start_server(&s).await;
+    let dst = Repo::open(&d).unwrap();
+    let bad = rev(&s, "refs/tags/bad");
+    let tag_len = git(&s, &["cat-file", "-s", "refs/tags/bad"])
+        .trim()
+        .parse::<u64>()
+        .unwrap();
+    let before = loose_and_packs(&d);
+    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
+        .await
+        .unwrap();
+    let out = transfer::fetch_ref(
+        &mut conn,
+        &dst,
+        &MessageGate,
+        ctx("refs/tags/bad", None, bad),
+        PackLimits::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.decision.verdict, Verdict::Reject);
+    assert!(!out.updated);
+    // What came in is one OBJECT frame: the tag bytes plus the frame and bencode overhead
+    // ("d6:objectd4:data<len>:...4:kind3:tagee" and the 4-byte length).
+    let overhead =
+        4 + "d6:objectd4:data".len() + tag_len.to_string().len() + 1 + "4:kind3:tagee".len();
+    eprintln!(
+        "rejected ref: tag {tag_len} B, received {} B, sent {} B",
+        out.traffic.bytes_in, out.traffic.bytes_out
+    );
+    assert_eq!(out.traffic.bytes_in, tag_len + overhead as u64);
+    assert!(dst.refs().unwrap().is_empty());
+    assert_eq!(loose_and_packs(&d), before);
+    fsck(&d);
+}
+
+/// A hostile server: completes HELLO correctly, then answers each request with `reply` (raw
+/// bytes written as is); with `close`, it closes the connection after the first answer.
+async fn hostile_server(
+    close: bool,
+    reply: impl Fn(&Message) -> Vec<u8> + Send + 'static,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let (Message::Hello(h), _) = wire::read_message(&mut stream).await.unwrap() else {
+            panic!("no hello");
+        };
+        let key = SigningKey::from_bytes(&PUBLISHER_SEED);
+        let node_key = key.verifying_key().to_bytes();
+        let signed = wire::hello_signed_bytes(&h.challenge, &h.publisher, &h.repo, &node_key);
+        let ok = Message::HelloOk(wire::HelloOk {
+            version: wire::PROTOCOL_VERSION,
+            node_key: ByteBuf::from(node_key.to_vec()),
+            signature: ByteBuf::from(key.sign(&signed).to_bytes().to_vec()),
+        });
+        wire::write_message(&mut stream, &ok).await.unwrap();
+        // Answer requests until the client gives up.
+        while let Ok((req, _)) = wire::read_message(&mut stream).await {
+            use tokio::io::AsyncWriteExt;
+            if stream.write_all(&reply(&req)).await.is_err() || close {
+                break;
+            }
+        }
+    });
+    addr
+}
+
+fn frame(m: &Message) -> Vec<u8> {
+    wire::encode_frame(m).unwrap()
+}
+
+#[tokio::test]
+async fn hostile_peers_change_nothing() {
+    let (_tmp, s, d) = setup();
+    let dst = Repo::open(&d).unwrap();
+    let v2 = rev(&s, "refs/tags/v2");
+    let v2_bytes = {
+        let out = std::process::Command::new("git")
+            .current_dir(&s)
+            .args(["cat-file", "tag", "refs/tags/v2"])
+            .output()
+            .unwrap();
+        out.stdout
+    };
+
+    // 1. A wrong object: bytes that do not hash to the id asked for.
+    let mut wrong = v2_bytes.clone();
+    wrong.extend_from_slice(b"tampered\n");
+    let addr = hostile_server(false, move |_| {
+        frame(&Message::Object(wire::Object {
+            kind: "tag".into(),
+            data: ByteBuf::from(wrong.clone()),
+        }))
+    })
+    .await;
+    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
+        .await
+        .unwrap();
+    let err = transfer::fetch_ref(
+        &mut conn,
+        &dst,
+        &MessageGate,
+        ctx("refs/tags/v2", None, v2),
+        PackLimits::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, TransferError::ObjectMismatch { .. }), "{err}");
+    eprintln!("wrong object: {err}");
+
+    // 2. A truncated frame: a header announcing 100 bytes, then 10, then the connection closes.
+    let addr = hostile_server(true, |_| {
+        let mut f = 100u32.to_be_bytes().to_vec();
+        f.extend_from_slice(b"d6:object");
+        f
+    })
+    .await;
+    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
+        .await
+        .unwrap();
+    let err = transfer::fetch_ref(
+        &mut conn,
+        &dst,
+        &MessageGate,
+        ctx("refs/tags/v2", None, v2),
+        PackLimits::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TransferError::Wire {
+                source: wire::WireError::Truncated { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    eprintln!("truncated frame: {err}");
+
+    // 3. An oversized pack: the tag is right (and accepted), the announced pack is over our
+    //    limit; refused before any pack byte is read.
+    let tag = v2_bytes.clone();
+    let addr = hostile_server(false, move |req| match req {
+        Message::WantObject(_) => frame(&Message::Object(wire::Object {
+            kind: "tag".into(),
+            data: ByteBuf::from(tag.clone()),
+        })),
+        _ => frame(&Message::PackStart(wire::PackStart {
+            bytes: 10_000_000,
+            objects: 3,
+        })),
+    })
+    .await;
+    let limits = PackLimits {
+        max_bytes: 1_000_000,
+        max_objects: 1000,
+    };
+    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
+        .await
+        .unwrap();
+    let err = transfer::fetch_ref(
+        &mut conn,
+        &dst,
+        &MessageGate,
+        ctx("refs/tags/v2", None, v2),
+        limits,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, TransferError::PackSize { .. }), "{err}");
+    eprintln!("oversized pack: {err}");
+
+    // 4. A pack longer than announced.
+    let tag = v2_bytes.clone();
+    let addr = hostile_server(false, move |req| match req {
+        Message::WantObject(_) => frame(&Message::Object(wire::Object {
+            kind: "tag".into(),
+            data: ByteBuf::from(tag.clone()),
+        })),
+        _ => {
+            let mut f = frame(&Message::PackStart(wire::PackStart {
+                bytes: 10,
+                objects: 1,
+            }));
+            f.extend(frame(&Message::PackChunk(wire::PackChunk {
+                data: ByteBuf::from(vec![0u8; 11]),
+            })));
+            f
+        }
+    })
+    .await;
+    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
+        .await
+        .unwrap();
+    let err = transfer::fetch_ref(
+        &mut conn,
+        &dst,
+        &MessageGate,
+        ctx("refs/tags/v2", None, v2),
+        limits,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, TransferError::PackSize { .. }), "{err}");
+
+    // 5. A garbage pack of the announced size: indexing fails, nothing is stored.
+    let tag = v2_bytes.clone();
+    let addr = hostile_server(false, move |req| match req {
+        Message::WantObject(_) => frame(&Message::Object(wire::Object {
+            kind: "tag".into(),
+            data: ByteBuf::from(tag.clone()),
+        })),
+        _ => {
+            let mut f = frame(&Message::PackStart(wire::PackStart {
+                bytes: 64,
+                objects: 1,
+            }));
+            f.extend(frame(&Message::PackChunk(wire::PackChunk {
+                data: ByteBuf::from(b"PACK".repeat(16)),
+            })));
+            f.extend(frame(&Message::PackEnd(wire::PackEnd {})));
+            f
+        }
+    })
+    .await;
+    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
+        .await
+        .unwrap();
+    let err = transfer::fetch_ref(
+        &mut conn,
+        &dst,
+        &MessageGate,
+        ctx("refs/tags/v2", None, v2),
+        limits,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, TransferError::Store(_)), "{err}");
+
+    // 6. A server that is not the expected node is refused at HELLO.
+    let (addr, _server) = start_server(&s).await;
+    let other = [9u8; 32];
+    let err = transfer::connect(addr, &publisher(), "demo", Some(&other))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransferError::Handshake { .. }), "{err}");
+    // And a repository it does not serve is refused.
+    let err = transfer::connect(addr, &publisher(), "nope", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransferError::Refused { .. }), "{err}");
+
+    // Through all of it the receiver did not change.
+    assert!(dst.refs().unwrap().is_empty());
+    assert!(pack_files(&d).is_empty());
+    assert!(
+        !d.join(gt_node::store::QUARANTINE_DIR).exists()
+            || std::fs::read_dir(d.join(gt_node::store::QUARANTINE_DIR))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    fsck(&d);
+}

@@ -155,7 +155,7 @@ fn from_pest(e: &pest::error::Error<Rule>, src: &str) -> ExprError {
             syntax(&names.join(", "))
         }
         ErrorVariant::CustomError { message } => {
-            if message.contains("call limit") {
+            if message.contains("call limit") || message.contains("stack limit") {
                 ExprErrorKind::TooComplex
             } else {
                 syntax(message)
@@ -262,12 +262,15 @@ fn only(pair: Pair<'_, Rule>) -> Result<Pair<'_, Rule>> {
 }
 
 fn clause(pair: Pair<'_, Rule>) -> Result<Clause> {
-    let span = pair.as_span().start()..pair.as_span().end();
+    let whole = pair.clone();
     let mut it = pair.into_inner();
     let t = it
         .next()
-        .ok_or_else(|| ExprError::new(syntax("test"), span.clone()))?;
-    let test = test(t)?;
+        .ok_or_else(|| ExprError::at(syntax("test"), &whole))?;
+    let test = match expr(t.clone())? {
+        Val::Bool(b) => b,
+        _ => return Err(ExprError::ty("a clause test must be a test", &t)),
+    };
     let value = match it.next() {
         None => ClauseValue::Max,
         Some(p) if p.as_rule() == Rule::block => {
@@ -277,7 +280,7 @@ fn clause(pair: Pair<'_, Rule>) -> Result<Clause> {
             }
             ClauseValue::Block(clauses)
         }
-        Some(p) => match value(p.clone())? {
+        Some(p) => match expr(p.clone())? {
             Val::Str(s) => ClauseValue::Value(s),
             _ => return Err(ExprError::ty("a clause value must be a string", &p)),
         },
@@ -285,217 +288,243 @@ fn clause(pair: Pair<'_, Rule>) -> Result<Clause> {
     Ok(Clause { test, value })
 }
 
-fn test(pair: Pair<'_, Rule>) -> Result<Test> {
-    let mut terms = Vec::new();
-    for p in pair.into_inner() {
-        if p.as_rule() == Rule::and_test {
-            terms.push(and_test(p)?);
-        }
-    }
-    Ok(collapse(terms, Test::Or))
-}
-
-fn and_test(pair: Pair<'_, Rule>) -> Result<Test> {
-    let mut terms = Vec::new();
-    for p in pair.into_inner() {
-        if p.as_rule() == Rule::not_test {
-            terms.push(not_test(p)?);
-        }
-    }
-    Ok(collapse(terms, Test::And))
-}
-
-fn collapse(mut terms: Vec<Test>, make: fn(Vec<Test>) -> Test) -> Test {
-    if terms.len() == 1 {
-        terms.pop().unwrap_or(Test::False)
-    } else {
-        make(terms)
-    }
-}
-
-fn not_test(pair: Pair<'_, Rule>) -> Result<Test> {
-    let mut nots = 0u32;
-    let mut atom = None;
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::not_op => nots = nots.saturating_add(1),
-            _ => atom = Some(p),
-        }
-    }
-    let atom = atom.ok_or_else(|| ExprError::new(syntax("test"), 0..0))?;
-    let inner = bool_atom(atom)?;
-    Ok(if nots == 0 {
-        inner
-    } else if let Test::Not { times, inner } = inner {
-        Test::Not {
-            times: times.saturating_add(nots),
-            inner,
-        }
-    } else {
-        Test::Not {
-            times: nots,
-            inner: Box::new(inner),
-        }
-    })
-}
-
-fn bool_atom(pair: Pair<'_, Rule>) -> Result<Test> {
-    let p = only(pair)?;
-    match p.as_rule() {
-        Rule::kw_true => Ok(Test::True),
-        Rule::kw_false => Ok(Test::False),
-        Rule::test => test(p),
-        Rule::comparison => comparison(p),
-        _ => Err(ExprError::at(syntax("test"), &p)),
-    }
-}
-
-fn comparison(pair: Pair<'_, Rule>) -> Result<Test> {
-    let whole = pair.clone();
-    let mut it = pair.into_inner();
-    let (Some(l), Some(op), Some(r)) = (it.next(), it.next(), it.next()) else {
-        return Err(ExprError::at(syntax("comparison"), &whole));
-    };
-    let op_text = op.as_str();
-    let (l, r) = (value(l)?, value(r)?);
-    let cmp = match op_text {
-        "==" => Some(CmpOp::Eq),
-        "!=" => Some(CmpOp::Ne),
-        "<" => Some(CmpOp::Lt),
-        "<=" => Some(CmpOp::Le),
-        ">" => Some(CmpOp::Gt),
-        ">=" => Some(CmpOp::Ge),
-        _ => None,
-    };
-    match (l, cmp, r) {
-        (Val::Str(a), None, Val::Str(b)) => Ok(Test::Regex(a, b)),
-        (Val::Str(a), Some(c), Val::Str(b)) => Ok(Test::Str(a, c, b)),
-        (Val::Int(a), Some(c), Val::Int(b)) => Ok(Test::Int(a, c, b)),
-        (Val::Float(_), Some(CmpOp::Eq | CmpOp::Ne), Val::Float(_)) => Err(ExprError::ty(
-            "floats cannot be compared for equality (RFC 2704 4.6.5)",
-            &whole,
-        )),
-        (Val::Float(a), Some(c), Val::Float(b)) => Ok(Test::Float(a, c, b)),
-        (_, None, _) => Err(ExprError::ty("~= needs string operands", &whole)),
-        _ => Err(ExprError::ty("comparison of different types", &whole)),
-    }
-}
-
-/// A typed value expression, while it is being built.
+/// A typed expression, while it is being built.
 enum Val {
+    Bool(Test),
     Str(StrExpr),
     Int(IntExpr),
     Float(FloatExpr),
 }
 
-fn arith(op: &str) -> ArithOp {
-    match op {
-        "+" => ArithOp::Add,
-        "-" => ArithOp::Sub,
-        "*" => ArithOp::Mul,
-        "/" => ArithOp::Div,
-        "%" => ArithOp::Rem,
-        _ => ArithOp::Pow,
+/// Binary operators of the Conditions language, with their binding power.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Or,
+    And,
+    Cmp(Option<CmpOp>),
+    Concat,
+    Arith(ArithOp),
+}
+
+impl Op {
+    fn parse(s: &str) -> Op {
+        match s {
+            "||" => Op::Or,
+            "&&" => Op::And,
+            "==" => Op::Cmp(Some(CmpOp::Eq)),
+            "!=" => Op::Cmp(Some(CmpOp::Ne)),
+            "<" => Op::Cmp(Some(CmpOp::Lt)),
+            "<=" => Op::Cmp(Some(CmpOp::Le)),
+            ">" => Op::Cmp(Some(CmpOp::Gt)),
+            ">=" => Op::Cmp(Some(CmpOp::Ge)),
+            "~=" => Op::Cmp(None),
+            "." => Op::Concat,
+            "+" => Op::Arith(ArithOp::Add),
+            "-" => Op::Arith(ArithOp::Sub),
+            "*" => Op::Arith(ArithOp::Mul),
+            "/" => Op::Arith(ArithOp::Div),
+            "%" => Op::Arith(ArithOp::Rem),
+            _ => Op::Arith(ArithOp::Pow),
+        }
+    }
+
+    /// Binding power: `||` 1, `&&` 2, (`!` 3), comparisons 4, `+ - .` 5, `* / %` 6, `^` 7.
+    fn power(self) -> u8 {
+        match self {
+            Op::Or => 1,
+            Op::And => 2,
+            Op::Cmp(_) => NOT_OPERAND,
+            Op::Concat => 5,
+            Op::Arith(a) => arith_level(a),
+        }
     }
 }
 
-/// Fold `operand (op operand)*` of one precedence level into a typed chain.
-fn chain(pair: Pair<'_, Rule>) -> Result<Val> {
+/// `!` applies to a whole comparison: its operand is parsed at comparison strength.
+const NOT_OPERAND: u8 = 4;
+
+fn arith_level(a: ArithOp) -> u8 {
+    match a {
+        ArithOp::Add | ArithOp::Sub => 5,
+        ArithOp::Mul | ArithOp::Div | ArithOp::Rem => 6,
+        ArithOp::Pow => 7,
+    }
+}
+
+/// One operand of a flat expression: its prefix operators and its atom.
+struct Item<'i> {
+    prefixes: Vec<Pair<'i, Rule>>,
+    atom: Pair<'i, Rule>,
+}
+
+/// Precedence climbing over `operand (infix operand)*`. Left-associative chains are built
+/// in a loop; recursion goes only as deep as the number of precedence levels (and brackets,
+/// via `atom`), never per operand.
+struct Climber<'i> {
+    items: Vec<Item<'i>>,
+    ops: Vec<Pair<'i, Rule>>,
+    /// The next item to consume.
+    pos: usize,
+    /// How many prefixes of `items[pos]` were already consumed (by `!`).
+    skip: usize,
+}
+
+fn expr(pair: Pair<'_, Rule>) -> Result<Val> {
     let whole = pair.clone();
-    let mut operands: Vec<Val> = Vec::new();
-    let mut ops: Vec<&str> = Vec::new();
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::add_op | Rule::mul_op | Rule::pow_op => ops.push(p.as_str()),
-            Rule::term | Rule::factor => operands.push(chain(p)?),
-            Rule::unary => operands.push(unary(p)?),
-            _ => return Err(ExprError::at(syntax("operand"), &p)),
-        }
-    }
-    if ops.is_empty() {
-        return operands
-            .pop()
-            .ok_or_else(|| ExprError::at(syntax("operand"), &whole));
-    }
-    let mut it = operands.into_iter();
-    let Some(first) = it.next() else {
-        return Err(ExprError::at(syntax("operand"), &whole));
-    };
-    if ops.contains(&".") {
-        if ops.iter().any(|o| *o != ".") {
-            return Err(ExprError::ty("`.` mixed with arithmetic", &whole));
-        }
-        let mut parts = Vec::with_capacity(ops.len() + 1);
-        for v in std::iter::once(first).chain(it) {
-            match v {
-                Val::Str(s) => parts.push(s),
-                _ => return Err(ExprError::ty("`.` needs string operands", &whole)),
-            }
-        }
-        return Ok(Val::Str(StrExpr::Concat(parts)));
-    }
-    match first {
-        Val::Int(f) => {
-            let mut rest = Vec::with_capacity(ops.len());
-            for (op, v) in ops.iter().zip(it) {
-                match v {
-                    Val::Int(e) => rest.push((arith(op), e)),
-                    _ => return Err(ExprError::ty("integer operator on non-integer", &whole)),
-                }
-            }
-            Ok(Val::Int(NumExpr::Chain {
-                first: Box::new(f),
-                rest,
-            }))
-        }
-        Val::Float(f) => {
-            let mut rest = Vec::with_capacity(ops.len());
-            for (op, v) in ops.iter().zip(it) {
-                if *op == "%" {
-                    return Err(ExprError::ty("`%` is not defined on floats", &whole));
-                }
-                match v {
-                    Val::Float(e) => rest.push((arith(op), e)),
-                    _ => return Err(ExprError::ty("float operator on non-float", &whole)),
-                }
-            }
-            Ok(Val::Float(NumExpr::Chain {
-                first: Box::new(f),
-                rest,
-            }))
-        }
-        Val::Str(_) => Err(ExprError::ty("arithmetic on a string", &whole)),
-    }
-}
-
-fn value(pair: Pair<'_, Rule>) -> Result<Val> {
-    chain(pair)
-}
-
-fn unary(pair: Pair<'_, Rule>) -> Result<Val> {
-    let whole = pair.clone();
+    let mut items = Vec::new();
+    let mut ops = Vec::new();
     let mut prefixes = Vec::new();
-    let mut prim = None;
     for p in pair.into_inner() {
         match p.as_rule() {
-            Rule::prefix_op => prefixes.push(only(p)?.as_rule()),
-            _ => prim = Some(p),
+            Rule::prefix => prefixes.push(p),
+            Rule::infix => ops.push(p),
+            _ => items.push(Item {
+                prefixes: std::mem::take(&mut prefixes),
+                atom: p,
+            }),
         }
     }
-    let prim = prim.ok_or_else(|| ExprError::at(syntax("operand"), &whole))?;
-    let mut v = primary(prim)?;
-    for op in prefixes.into_iter().rev() {
-        v = match (op, v) {
-            (Rule::deref, Val::Str(s)) => Val::Str(deref(1, s)),
-            (Rule::to_int, Val::Str(s)) => Val::Int(NumExpr::Convert(Box::new(s))),
-            (Rule::to_float, Val::Str(s)) => Val::Float(NumExpr::Convert(Box::new(s))),
-            (Rule::neg, Val::Int(e)) => Val::Int(negate(e)),
-            (Rule::neg, Val::Float(e)) => Val::Float(negate(e)),
-            (Rule::neg, Val::Str(_)) => return Err(ExprError::ty("`-` on a string", &whole)),
-            _ => return Err(ExprError::ty("`$`, `@`, `&` apply to strings", &whole)),
-        };
+    if items.len() != ops.len() + 1 {
+        return Err(ExprError::at(syntax("operand"), &whole));
+    }
+    let mut c = Climber {
+        items,
+        ops,
+        pos: 0,
+        skip: 0,
+    };
+    let v = c.climb(0)?;
+    if c.pos != c.items.len() {
+        return Err(ExprError::at(syntax("operator"), &whole));
     }
     Ok(v)
+}
+
+impl<'i> Climber<'i> {
+    fn climb(&mut self, min: u8) -> Result<Val> {
+        let mut lhs = self.operand()?;
+        while let Some(op_pair) = self.pos.checked_sub(1).and_then(|i| self.ops.get(i)) {
+            let op = Op::parse(op_pair.as_str());
+            let power = op.power();
+            if power < min {
+                break;
+            }
+            let op_pair = op_pair.clone();
+            // Left-associative: the right operand binds strictly tighter.
+            let rhs = self.climb(power + 1)?;
+            lhs = combine(op, lhs, rhs, &op_pair)?;
+        }
+        Ok(lhs)
+    }
+
+    fn operand(&mut self) -> Result<Val> {
+        let Some(item) = self.items.get(self.pos) else {
+            return Err(ExprError::new(syntax("operand"), 0..0));
+        };
+        let prefixes = item.prefixes.get(self.skip..).unwrap_or(&[]);
+        let nots = prefixes.iter().take_while(|p| p.as_str() == "!").count();
+        if nots > 0 {
+            let at = prefixes.first().cloned();
+            self.skip += nots;
+            let inner = self.climb(NOT_OPERAND)?;
+            return match inner {
+                Val::Bool(Test::Not { times, inner }) => Ok(Val::Bool(Test::Not {
+                    times: times.saturating_add(nots as u32),
+                    inner,
+                })),
+                Val::Bool(t) => Ok(Val::Bool(Test::Not {
+                    times: nots as u32,
+                    inner: Box::new(t),
+                })),
+                _ => Err(match at {
+                    Some(p) => ExprError::ty("`!` applies to tests", &p),
+                    None => ExprError::new(syntax("test"), 0..0),
+                }),
+            };
+        }
+        let prefixes: Vec<Pair<'i, Rule>> = prefixes.to_vec();
+        let atom_pair = item.atom.clone();
+        self.pos += 1;
+        self.skip = 0;
+        let mut v = atom(atom_pair)?;
+        for p in prefixes.iter().rev() {
+            v = match (p.as_str(), v) {
+                ("$", Val::Str(s)) => Val::Str(deref(1, s)),
+                ("@", Val::Str(s)) => Val::Int(NumExpr::Convert(Box::new(s))),
+                ("&", Val::Str(s)) => Val::Float(NumExpr::Convert(Box::new(s))),
+                ("-", Val::Int(e)) => Val::Int(negate(e)),
+                ("-", Val::Float(e)) => Val::Float(negate(e)),
+                ("-", _) => return Err(ExprError::ty("`-` applies to numbers", p)),
+                ("!", _) => return Err(ExprError::ty("`!` applies to tests", p)),
+                _ => return Err(ExprError::ty("`$`, `@`, `&` apply to strings", p)),
+            };
+        }
+        Ok(v)
+    }
+}
+
+fn combine(op: Op, lhs: Val, rhs: Val, at: &Pair<'_, Rule>) -> Result<Val> {
+    Ok(match (op, lhs, rhs) {
+        (Op::Or, Val::Bool(a), Val::Bool(b)) => Val::Bool(match a {
+            Test::Or(mut v) => {
+                v.push(b);
+                Test::Or(v)
+            }
+            a => Test::Or(vec![a, b]),
+        }),
+        (Op::And, Val::Bool(a), Val::Bool(b)) => Val::Bool(match a {
+            Test::And(mut v) => {
+                v.push(b);
+                Test::And(v)
+            }
+            a => Test::And(vec![a, b]),
+        }),
+        (Op::Or | Op::And, _, _) => return Err(ExprError::ty("`&&`/`||` join tests", at)),
+        (Op::Cmp(None), Val::Str(a), Val::Str(b)) => Val::Bool(Test::Regex(a, b)),
+        (Op::Cmp(None), _, _) => return Err(ExprError::ty("`~=` needs string operands", at)),
+        (Op::Cmp(Some(c)), Val::Str(a), Val::Str(b)) => Val::Bool(Test::Str(a, c, b)),
+        (Op::Cmp(Some(c)), Val::Int(a), Val::Int(b)) => Val::Bool(Test::Int(a, c, b)),
+        (Op::Cmp(Some(CmpOp::Eq | CmpOp::Ne)), Val::Float(_), Val::Float(_)) => {
+            return Err(ExprError::ty(
+                "floats cannot be compared for equality (RFC 2704 4.6.5)",
+                at,
+            ));
+        }
+        (Op::Cmp(Some(c)), Val::Float(a), Val::Float(b)) => Val::Bool(Test::Float(a, c, b)),
+        (Op::Cmp(_), _, _) => return Err(ExprError::ty("comparison of different types", at)),
+        (Op::Concat, Val::Str(a), Val::Str(b)) => Val::Str(match a {
+            StrExpr::Concat(mut v) => {
+                v.push(b);
+                StrExpr::Concat(v)
+            }
+            a => StrExpr::Concat(vec![a, b]),
+        }),
+        (Op::Concat, _, _) => return Err(ExprError::ty("`.` joins strings", at)),
+        (Op::Arith(ArithOp::Rem), Val::Float(_), Val::Float(_)) => {
+            return Err(ExprError::ty("`%` is not defined on floats", at));
+        }
+        (Op::Arith(o), Val::Int(a), Val::Int(b)) => Val::Int(extend(a, o, b)),
+        (Op::Arith(o), Val::Float(a), Val::Float(b)) => Val::Float(extend(a, o, b)),
+        (Op::Arith(_), _, _) => return Err(ExprError::ty("arithmetic on mixed types", at)),
+    })
+}
+
+/// Append `op rhs` to a left-associative chain of the same precedence level.
+fn extend<T>(lhs: NumExpr<T>, op: ArithOp, rhs: NumExpr<T>) -> NumExpr<T> {
+    match lhs {
+        NumExpr::Chain { first, mut rest }
+            if rest
+                .first()
+                .is_some_and(|(o, _)| arith_level(*o) == arith_level(op)) =>
+        {
+            rest.push((op, rhs));
+            NumExpr::Chain { first, rest }
+        }
+        lhs => NumExpr::Chain {
+            first: Box::new(lhs),
+            rest: vec![(op, rhs)],
+        },
+    }
 }
 
 fn deref(times: u32, s: StrExpr) -> StrExpr {
@@ -524,8 +553,7 @@ fn negate<T>(e: NumExpr<T>) -> NumExpr<T> {
     }
 }
 
-fn primary(pair: Pair<'_, Rule>) -> Result<Val> {
-    let p = only(pair)?;
+fn atom(p: Pair<'_, Rule>) -> Result<Val> {
     match p.as_rule() {
         Rule::float => p
             .as_str()
@@ -538,8 +566,10 @@ fn primary(pair: Pair<'_, Rule>) -> Result<Val> {
             p.as_str().parse::<i64>().unwrap_or(i64::MAX),
         ))),
         Rule::string => Ok(Val::Str(StrExpr::Lit(unescape(p.as_str())))),
+        Rule::kw_true => Ok(Val::Bool(Test::True)),
+        Rule::kw_false => Ok(Val::Bool(Test::False)),
         Rule::cond_name => Ok(Val::Str(StrExpr::Attr(p.as_str().to_owned()))),
-        Rule::value => value(p),
+        Rule::paren => expr(only(p)?),
         _ => Err(ExprError::at(syntax("operand"), &p)),
     }
 }

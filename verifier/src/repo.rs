@@ -148,10 +148,11 @@ impl TagSource {
     /// `refs/tags/v1.0`, git's lookup rules), to the object it names *without* peeling tags.
     /// Returns the full reference name too, when `spec` was a reference.
     pub fn resolve(&self, spec: &str) -> Result<(ObjectId, Option<String>), RepoError> {
-        if spec.len() == 40 && spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-            if let Ok(oid) = ObjectId::from_hex(spec.as_bytes()) {
-                return Ok((oid, None));
-            }
+        if spec.len() == 40
+            && spec.bytes().all(|b| b.is_ascii_hexdigit())
+            && let Ok(oid) = ObjectId::from_hex(spec.as_bytes())
+        {
+            return Ok((oid, None));
         }
         let not_found = |reason: Option<String>| RepoError::NotFound {
             spec: spec.to_owned(),

@@ -431,10 +431,7 @@ impl<'k> Verifier<'k> {
         let Some(source) = source else {
             return report;
         };
-        loop {
-            let Some(last) = report.levels.last() else {
-                break;
-            };
+        while let Some(last) = report.levels.last() {
             if last.target_kind != Some(gix::objs::Kind::Tag) || last.error.is_some() {
                 report.chain_error = None;
                 break;
@@ -598,15 +595,15 @@ impl<'k> Verifier<'k> {
                 .any(|ka| sig.verify_message(ka.key(), m).is_ok())
         };
         let Some((cert, fpr)) = candidates.iter().find(|(c, f)| verifies(c, f, msg)) else {
-            if let Some(content) = content {
-                if candidates.iter().any(|(c, f)| verifies(c, f, content)) {
-                    return malformed(
-                        report,
-                        "this later block signs the tag content alone, not the content and the \
-                         blocks before it: independently appended blocks are not an accepted \
-                         layout (put all signatures in one block)",
-                    );
-                }
+            if let Some(content) = content
+                && candidates.iter().any(|(c, f)| verifies(c, f, content))
+            {
+                return malformed(
+                    report,
+                    "this later block signs the tag content alone, not the content and the \
+                     blocks before it: independently appended blocks are not an accepted \
+                     layout (put all signatures in one block)",
+                );
             }
             report.status = Status::Bad;
             report.detail = Some(format!(
@@ -676,10 +673,10 @@ impl<'k> Verifier<'k> {
                 format!("certificate {} is revoked", cert.fingerprint()),
             ));
         }
-        if let Some(ka) = cert.keys().subkeys().key_handle(fpr.clone()).next() {
-            if let RevocationStatus::Revoked(_) = ka.revocation_status(policy, created) {
-                return Err((Status::RevokedKey, format!("key {fpr} is revoked")));
-            }
+        if let Some(ka) = cert.keys().subkeys().key_handle(fpr.clone()).next()
+            && let RevocationStatus::Revoked(_) = ka.revocation_status(policy, created)
+        {
+            return Err((Status::RevokedKey, format!("key {fpr} is revoked")));
         }
         // The binding in force when the signature was made; if there is none because the
         // binding was re-issued later (an extended expiry: git.git's signing subkey has only a

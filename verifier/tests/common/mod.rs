@@ -1,6 +1,7 @@
 //! Shared helpers for the verifier's integration tests: the committed test keys, real sequoia
 //! signatures made at chosen times, and tag objects assembled in each stacked layout.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)] // test helpers: a failure is a test failure
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -2,6 +2,9 @@
 //! KeyNote produced, checked with `keynote::crypto` alone (no assertion parser: a small
 //! field splitter below extracts the signed body, the Authorizer and the Signature).
 
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use keynote::crypto::{
     KeyAlgorithm, KeyError, Principal, PrivateKey, PublicKey, Registry, SignatureError,
     TextEncoding, print_key, sign_assertion,

@@ -4,6 +4,7 @@
 
 use super::encoding::TextEncoding;
 use super::error::{KeyError, KeyGenError};
+use super::fast::{DsaVerifyOp, RsaPublicOp};
 use super::{MAX_DSA_PRIME_BITS, MAX_ENCODED_KEY_LEN, MAX_RSA_MODULUS_BITS};
 use der::asn1::{AnyRef, UintRef};
 use der::{Decode, Encode, Reader, SliceReader, Tag};
@@ -70,16 +71,22 @@ pub(crate) fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 }
 
 /// An RSA public key: modulus and public exponent (compared as numbers, as `kn_keycompare`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct RsaPublicKey {
     n: BigUint,
     e: BigUint,
+    /// Validated once (by the `rsa` crate) and set up for fast verification (fast.rs).
+    verifier: Arc<OnceLock<Result<RsaPublicOp, String>>>,
 }
 
 impl RsaPublicKey {
     /// Build from modulus and exponent.
     pub fn new(n: BigUint, e: BigUint) -> Self {
-        RsaPublicKey { n, e }
+        RsaPublicKey {
+            n,
+            e,
+            verifier: Arc::new(OnceLock::new()),
+        }
     }
     /// The modulus n.
     pub fn n(&self) -> &BigUint {
@@ -93,15 +100,51 @@ impl RsaPublicKey {
     pub fn bits(&self) -> usize {
         self.n.bits()
     }
+    /// Size of the modulus in bytes (the length of a signature).
+    pub fn size(&self) -> usize {
+        self.n.bits().div_ceil(8)
+    }
     /// The PKCS#1 RSAPublicKey DER encoding, SEQUENCE{n, e}.
     pub fn to_der(&self) -> Vec<u8> {
         der_uint_sequence(&[&self.n.to_bytes_be(), &self.e.to_bytes_be()])
     }
-    /// The `rsa` crate's key for verification; refuses moduli over
-    /// [`MAX_RSA_MODULUS_BITS`] and exponents the crate rejects.
-    pub(crate) fn verifier(&self) -> Result<rsa::RsaPublicKey, String> {
+    /// The `rsa` crate's key; refuses moduli over [`MAX_RSA_MODULUS_BITS`] and exponents the
+    /// crate rejects.
+    pub(crate) fn crate_key(&self) -> Result<rsa::RsaPublicKey, String> {
         rsa::RsaPublicKey::new_with_max_size(self.n.clone(), self.e.clone(), MAX_RSA_MODULUS_BITS)
             .map_err(|e| e.to_string())
+    }
+    /// The fast public operation, after the `rsa` crate's key checks (cached).
+    pub(crate) fn public_op(&self) -> Result<&RsaPublicOp, String> {
+        self.verifier
+            .get_or_init(|| {
+                self.crate_key()?;
+                RsaPublicOp::new(&self.n, &self.e).ok_or_else(|| "even RSA modulus".to_owned())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl PartialEq for RsaPublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        // kn_keycompare: modulus and exponent must be equal.
+        self.n == other.n && self.e == other.e
+    }
+}
+impl Eq for RsaPublicKey {}
+impl Hash for RsaPublicKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.n.hash(state);
+        self.e.hash(state);
+    }
+}
+impl fmt::Debug for RsaPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RsaPublicKey")
+            .field("n", &self.n)
+            .field("e", &self.e)
+            .finish()
     }
 }
 
@@ -112,9 +155,10 @@ pub struct DsaPublicKey {
     p: BigUint,
     q: BigUint,
     g: BigUint,
-    /// The `dsa` crate's verifying key, built once: its constructor checks `y^q mod p == 1`,
-    /// which costs as much as half a verification.
-    verifier: Arc<OnceLock<Result<dsa::VerifyingKey, String>>>,
+    /// The `dsa` crate's verifying key and the fast verifier (fast.rs), built once: the
+    /// crate's constructor checks `y^q mod p == 1`, which costs as much as half a
+    /// verification.
+    verifier: Arc<OnceLock<Result<(dsa::VerifyingKey, DsaVerifyOp), String>>>,
 }
 
 impl DsaPublicKey {
@@ -156,7 +200,7 @@ impl DsaPublicKey {
     }
     /// The `dsa` crate's key for verification (cached); refuses p over [`MAX_DSA_PRIME_BITS`]
     /// and q larger than p, so hostile keys cannot make verification arbitrarily slow.
-    pub(crate) fn verifier(&self) -> Result<&dsa::VerifyingKey, String> {
+    pub(crate) fn verifier(&self) -> Result<&(dsa::VerifyingKey, DsaVerifyOp), String> {
         self.verifier
             .get_or_init(|| {
                 if self.p.bits() > MAX_DSA_PRIME_BITS {
@@ -174,8 +218,11 @@ impl DsaPublicKey {
                     self.g.clone(),
                 )
                 .map_err(|_| "invalid DSA domain parameters".to_owned())?;
-                dsa::VerifyingKey::from_components(components, self.y.clone())
-                    .map_err(|_| "invalid DSA public value y".to_owned())
+                let key = dsa::VerifyingKey::from_components(components, self.y.clone())
+                    .map_err(|_| "invalid DSA public value y".to_owned())?;
+                let fast = DsaVerifyOp::new(&self.p, &self.q, &self.g, &self.y)
+                    .ok_or_else(|| "even DSA prime".to_owned())?;
+                Ok((key, fast))
             })
             .as_ref()
             .map_err(Clone::clone)

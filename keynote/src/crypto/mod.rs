@@ -33,17 +33,20 @@
 
 mod encoding;
 mod error;
+mod fast;
 mod key;
 mod rfc2792;
 
 pub use encoding::{DecodeError, TextEncoding, decode_base64, decode_hex, print_key};
 pub use error::{KeyError, KeyGenError, SignatureError};
+pub use fast::FIXED_BASE_AFTER;
 pub use key::{
     DsaPublicKey, KeyAlgorithm, PRIVATE_KEY_PREFIX, PrivateKey, PublicKey, RSA_KEYGEN_BITS,
     RsaPublicKey, X509Key, key_prefix,
 };
 pub use rfc2792::{
-    HashAlgorithm, RFC2792_ALGORITHMS, Rfc2792, Rfc2792Algorithm, check_signer, sign_assertion,
+    Backend, HashAlgorithm, RFC2792_ALGORITHMS, Rfc2792, Rfc2792Algorithm, check_signer,
+    sign_assertion,
 };
 
 use std::sync::Arc;

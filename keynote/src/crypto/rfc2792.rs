@@ -10,7 +10,6 @@ use super::{Principal, SignatureAlgorithm};
 use der::{Decode, Encode};
 use md5::Md5;
 use rsa::Pkcs1v15Sign;
-use rsa::traits::PublicKeyParts;
 use sha1::{Digest, Sha1};
 use signature::hazmat::PrehashVerifier;
 
@@ -186,19 +185,32 @@ impl Rfc2792Algorithm {
         message: &[u8],
         signature: &str,
     ) -> Result<(), SignatureError> {
+        self.verify_message_with(signer, message, signature, Backend::Fast)
+    }
+
+    /// [`Self::verify_message`] with a chosen implementation of the public-key operation
+    /// (for differential tests and benchmarks).
+    #[doc(hidden)]
+    pub fn verify_message_with(
+        &self,
+        signer: &Principal,
+        message: &[u8],
+        signature: &str,
+        backend: Backend,
+    ) -> Result<(), SignatureError> {
         let key = self.signer_key(signer)?;
         let hash = self.hash.digest(message);
         let sig = self.decode_signature(signature)?;
         let bad = || SignatureError::BadSignature {
             alg: self.name.to_owned(),
         };
+        let unusable = |reason: String| SignatureError::UnusableKey {
+            alg: self.name.to_owned(),
+            reason,
+        };
         match key {
             SignerKey::Rsa(k) => {
-                let key = k.verifier().map_err(|reason| SignatureError::UnusableKey {
-                    alg: self.name.to_owned(),
-                    reason,
-                })?;
-                let size = key.size();
+                let size = k.size();
                 if sig.len() > size {
                     return Err(SignatureError::Malformed {
                         alg: self.name.to_owned(),
@@ -206,15 +218,24 @@ impl Rfc2792Algorithm {
                     });
                 }
                 // OpenSSL accepts a signature with its leading zero bytes dropped (it works on
-                // the number); the rsa crate wants exactly the modulus length.
+                // the number); PKCS#1 wants exactly the modulus length.
                 let mut padded = vec![0u8; size - sig.len()];
                 padded.extend_from_slice(&sig);
-                key.verify(
-                    Pkcs1v15Sign::new_unprefixed(),
-                    &octet_string(&hash),
-                    &padded,
-                )
-                .map_err(|_| bad())
+                let t = octet_string(&hash);
+                match backend {
+                    Backend::Fast => {
+                        let op = k.public_op().map_err(unusable)?;
+                        // RFC 8017 §8.2.2: recompute the encoded message and compare.
+                        let em = op.public_op(&padded, size).ok_or_else(bad)?;
+                        let expected = emsa_pkcs1_v15(&t, size).ok_or_else(bad)?;
+                        if em == expected { Ok(()) } else { Err(bad()) }
+                    }
+                    Backend::Crates => {
+                        let key = k.crate_key().map_err(unusable)?;
+                        key.verify(Pkcs1v15Sign::new_unprefixed(), &t, &padded)
+                            .map_err(|_| bad())
+                    }
+                }
             }
             SignerKey::Dsa(k) => {
                 let sig =
@@ -222,11 +243,12 @@ impl Rfc2792Algorithm {
                         alg: self.name.to_owned(),
                         reason: format!("not a DER SEQUENCE{{r, s}} with r, s > 0: {e}"),
                     })?;
-                let key = k.verifier().map_err(|reason| SignatureError::UnusableKey {
-                    alg: self.name.to_owned(),
-                    reason,
-                })?;
-                key.verify_prehash(&hash, &sig).map_err(|_| bad())
+                let (key, fast) = k.verifier().map_err(unusable)?;
+                let ok = match backend {
+                    Backend::Fast => fast.verify(&hash, sig.r(), sig.s()),
+                    Backend::Crates => key.verify_prehash(&hash, &sig).is_ok(),
+                };
+                if ok { Ok(()) } else { Err(bad()) }
             }
         }
     }
@@ -266,6 +288,28 @@ impl Rfc2792Algorithm {
         };
         Ok(self.encoding.encode(&bytes))
     }
+}
+
+/// Which implementation performs the public-key operation of a verification.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// crypto-bigint with per-key precomputation (fast.rs); the default.
+    Fast,
+    /// The `rsa` and `dsa` crates' own verification.
+    Crates,
+}
+
+/// EMSA-PKCS1-v1_5 encoding (RFC 8017 §9.2 steps 3-5) of `t` for a `k`-byte modulus:
+/// `00 01 FF..FF 00 t`, at least eight FF bytes.
+fn emsa_pkcs1_v15(t: &[u8], k: usize) -> Option<Vec<u8>> {
+    let ps = k.checked_sub(t.len() + 3).filter(|ps| *ps >= 8)?;
+    let mut em = Vec::with_capacity(k);
+    em.extend_from_slice(&[0x00, 0x01]);
+    em.resize(2 + ps, 0xff);
+    em.push(0x00);
+    em.extend_from_slice(t);
+    Some(em)
 }
 
 enum SignerKey<'k> {

@@ -1,0 +1,305 @@
+//! The public-key halves of RSA and DSA verification on crypto-bigint's Montgomery arithmetic,
+//! with per-key precomputation, so that checking many credentials by one key is cheap.
+//!
+//! Why not just the `rsa` and `dsa` crates: they recompute the Montgomery set-up of the
+//! modulus (RSA) and run two full exponentiations (DSA) for every signature; `keynote sigver`
+//! and the checker verify hundreds of credentials by the same few keys. Here the modulus
+//! parameters are computed once per key, and a DSA key used for more than
+//! [`FIXED_BASE_AFTER`] signatures gets fixed-base tables for g and y (4-bit windows), which
+//! turn each exponentiation into about `bits(q) / 4` multiplications.
+//!
+//! Only public data is involved (keys, signatures, hashes), so the variable-time table
+//! lookups leak nothing secret. All arithmetic is crypto-bigint's (RustCrypto); this module only
+//! chooses which products to form. Both operations are tested against the `rsa` and `dsa`
+//! crates (tests/crypto_properties.rs), which stay the reference implementation.
+
+use crypto_bigint::Uint;
+use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
+use num_bigint_dig::{BigUint, ModInverse};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A DSA key gets fixed-base tables once it has verified this many signatures: building them
+/// costs about as much as four verifications, each later verification about a fifth.
+pub const FIXED_BASE_AFTER: usize = 4;
+
+/// Window width of the fixed-base tables (bits of exponent per multiplication).
+const WINDOW: usize = 4;
+/// Table entries per window (digits 1..2^WINDOW).
+const ENTRIES: usize = (1 << WINDOW) - 1;
+
+/// `bytes` (big-endian, any leading zeros) as a `Uint<L>`, if it fits.
+fn bytes_to_uint<const L: usize>(bytes: &[u8]) -> Option<Uint<L>> {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    let bytes = bytes.get(first..)?;
+    let size = Uint::<L>::BYTES;
+    let start = size.checked_sub(bytes.len())?;
+    let mut padded = vec![0u8; size];
+    padded.get_mut(start..)?.copy_from_slice(bytes);
+    Some(Uint::from_be_slice(&padded))
+}
+
+/// Montgomery parameters for an odd modulus greater than one.
+fn modulus_params<const L: usize>(m: &BigUint) -> Option<DynResidueParams<L>> {
+    let odd = m.to_bytes_be().last().is_some_and(|b| b & 1 == 1);
+    if !odd || m.bits() < 2 {
+        return None;
+    }
+    Some(DynResidueParams::new(&big_to_uint::<L>(m)?))
+}
+
+fn big_to_uint<const L: usize>(x: &BigUint) -> Option<Uint<L>> {
+    bytes_to_uint(&x.to_bytes_be())
+}
+
+fn uint_to_bytes<const L: usize>(x: &Uint<L>) -> Vec<u8> {
+    x.as_words()
+        .iter()
+        .rev()
+        .flat_map(|w| w.to_be_bytes())
+        .collect()
+}
+
+fn uint_to_big<const L: usize>(x: &Uint<L>) -> BigUint {
+    BigUint::from_bytes_be(&uint_to_bytes(x))
+}
+
+/// `base^exponent` with a public exponent of at most `bits` bits.
+fn pow<const L: usize>(base: &DynResidue<L>, exponent: &Uint<L>, bits: usize) -> DynResidue<L> {
+    if bits == 0 {
+        DynResidue::one(*base.params())
+    } else {
+        base.pow_bounded_exp(exponent, bits)
+    }
+}
+
+/// RSA public operation for one modulus size (`L` 64-bit limbs).
+#[derive(Clone, Debug)]
+pub(crate) struct RsaOp<const L: usize> {
+    params: DynResidueParams<L>,
+    e: Uint<L>,
+    e_bits: usize,
+}
+
+impl<const L: usize> RsaOp<L> {
+    fn new(n: &BigUint, e: &BigUint) -> Option<Self> {
+        let params = modulus_params::<L>(n)?;
+        Some(RsaOp {
+            params,
+            e: big_to_uint(e)?,
+            e_bits: e.bits(),
+        })
+    }
+
+    fn public_op(&self, sig: &[u8], len: usize) -> Option<Vec<u8>> {
+        let s = bytes_to_uint::<L>(sig)?;
+        if &s >= self.params.modulus() {
+            return None;
+        }
+        let m = pow(&DynResidue::new(&s, self.params), &self.e, self.e_bits).retrieve();
+        let bytes = uint_to_bytes(&m);
+        let cut = bytes.len().checked_sub(len)?;
+        // m < n < 2^(8 len): the bytes before `cut` are zero.
+        bytes.get(cut..).map(<[u8]>::to_vec)
+    }
+}
+
+/// The RSA public operation `s^e mod n` for a modulus of up to 4096 bits.
+#[derive(Clone, Debug)]
+pub(crate) enum RsaPublicOp {
+    /// Up to 1024 bits.
+    L16(Box<RsaOp<16>>),
+    /// Up to 2048 bits.
+    L32(Box<RsaOp<32>>),
+    /// Up to 4096 bits.
+    L64(Box<RsaOp<64>>),
+}
+
+impl RsaPublicOp {
+    /// Set up for modulus `n` and exponent `e`; `None` for an even modulus or one over 4096
+    /// bits (callers validate keys with the `rsa` crate first).
+    pub(crate) fn new(n: &BigUint, e: &BigUint) -> Option<Self> {
+        match n.bits() {
+            0..=1024 => RsaOp::new(n, e).map(|op| RsaPublicOp::L16(Box::new(op))),
+            1025..=2048 => RsaOp::new(n, e).map(|op| RsaPublicOp::L32(Box::new(op))),
+            2049..=4096 => RsaOp::new(n, e).map(|op| RsaPublicOp::L64(Box::new(op))),
+            _ => None,
+        }
+    }
+
+    /// `sig^e mod n` as `len` big-endian bytes; `None` when the signature, read as a number,
+    /// is not smaller than n (RFC 8017 §5.2.2 RSAVP1 "signature representative out of range").
+    pub(crate) fn public_op(&self, sig: &[u8], len: usize) -> Option<Vec<u8>> {
+        match self {
+            RsaPublicOp::L16(op) => op.public_op(sig, len),
+            RsaPublicOp::L32(op) => op.public_op(sig, len),
+            RsaPublicOp::L64(op) => op.public_op(sig, len),
+        }
+    }
+}
+
+/// Fixed-base exponentiation table: entry `i * ENTRIES + d - 1` is `base^(d * 16^i)`.
+#[derive(Debug)]
+struct FixedBase<const L: usize> {
+    windows: usize,
+    table: Vec<DynResidue<L>>,
+}
+
+impl<const L: usize> FixedBase<L> {
+    fn new(base: &DynResidue<L>, exponent_bits: usize) -> Self {
+        let windows = exponent_bits.div_ceil(WINDOW);
+        let mut table = Vec::with_capacity(windows * ENTRIES);
+        let mut b = *base; // base^(16^i)
+        for _ in 0..windows {
+            let mut acc = b;
+            table.push(acc);
+            for _ in 1..ENTRIES {
+                acc *= b;
+                table.push(acc);
+            }
+            b = acc * b;
+        }
+        FixedBase { windows, table }
+    }
+
+    fn pow(&self, exponent: &BigUint, one: DynResidue<L>) -> Option<DynResidue<L>> {
+        if exponent.bits() > self.windows * WINDOW {
+            return None;
+        }
+        let mut result = one;
+        for (i, byte) in exponent.to_bytes_le().iter().enumerate() {
+            for (half, digit) in [(0, byte & 0x0f), (1, byte >> 4)] {
+                if digit != 0 {
+                    let index = (2 * i + half) * ENTRIES + usize::from(digit) - 1;
+                    result *= self.table.get(index)?;
+                }
+            }
+        }
+        Some(result)
+    }
+}
+
+/// DSA verification equation for one prime size.
+#[derive(Debug)]
+pub(crate) struct DsaOp<const L: usize> {
+    g: DynResidue<L>,
+    y: DynResidue<L>,
+    q: BigUint,
+    uses: AtomicUsize,
+    tables: OnceLock<(FixedBase<L>, FixedBase<L>)>,
+}
+
+impl<const L: usize> DsaOp<L> {
+    fn new(p: &BigUint, q: &BigUint, g: &BigUint, y: &BigUint) -> Option<Self> {
+        let params = modulus_params::<L>(p)?;
+        Some(DsaOp {
+            g: DynResidue::new(&big_to_uint(g)?, params),
+            y: DynResidue::new(&big_to_uint(y)?, params),
+            q: q.clone(),
+            uses: AtomicUsize::new(0),
+            tables: OnceLock::new(),
+        })
+    }
+
+    /// `g^u1 * y^u2 mod p`.
+    fn combine(&self, u1: &BigUint, u2: &BigUint) -> Option<BigUint> {
+        let one = DynResidue::one(*self.g.params());
+        let product = if self.uses.fetch_add(1, Ordering::Relaxed) >= FIXED_BASE_AFTER {
+            let (tg, ty) = self.tables.get_or_init(|| {
+                let bits = self.q.bits();
+                (FixedBase::new(&self.g, bits), FixedBase::new(&self.y, bits))
+            });
+            tg.pow(u1, one)? * ty.pow(u2, one)?
+        } else {
+            pow(&self.g, &big_to_uint(u1)?, u1.bits()) * pow(&self.y, &big_to_uint(u2)?, u2.bits())
+        };
+        Some(uint_to_big(&product.retrieve()))
+    }
+
+    fn verify(&self, hash: &[u8], r: &BigUint, s: &BigUint) -> bool {
+        let q = &self.q;
+        // FIPS 186-4 §4.7: 0 < r < q and 0 < s < q.
+        if r.bits() == 0 || s.bits() == 0 || r >= q || s >= q {
+            return false;
+        }
+        let Some(w) = s.mod_inverse(q).and_then(|w| w.to_biguint()) else {
+            return false;
+        };
+        // The leftmost min(N, outlen) bits of the hash, in whole bytes as OpenSSL and the
+        // `dsa` crate take them.
+        let z_len = (q.bits() / 8).min(hash.len());
+        let z = BigUint::from_bytes_be(hash.get(..z_len).unwrap_or(hash));
+        let u1 = (z * &w) % q;
+        let u2 = (r * &w) % q;
+        self.combine(&u1, &u2).is_some_and(|v| (v % q) == *r)
+    }
+}
+
+/// DSA verification for a prime p of up to 4096 bits.
+#[derive(Debug)]
+pub(crate) enum DsaVerifyOp {
+    /// p up to 1024 bits.
+    L16(Box<DsaOp<16>>),
+    /// p up to 2048 bits.
+    L32(Box<DsaOp<32>>),
+    /// p up to 4096 bits.
+    L64(Box<DsaOp<64>>),
+}
+
+impl DsaVerifyOp {
+    /// Set up for a key already validated by the `dsa` crate; `None` for an even p or one over
+    /// 4096 bits.
+    pub(crate) fn new(p: &BigUint, q: &BigUint, g: &BigUint, y: &BigUint) -> Option<Self> {
+        match p.bits() {
+            0..=1024 => DsaOp::new(p, q, g, y).map(|op| DsaVerifyOp::L16(Box::new(op))),
+            1025..=2048 => DsaOp::new(p, q, g, y).map(|op| DsaVerifyOp::L32(Box::new(op))),
+            2049..=4096 => DsaOp::new(p, q, g, y).map(|op| DsaVerifyOp::L64(Box::new(op))),
+            _ => None,
+        }
+    }
+
+    /// Whether (r, s) is a valid signature on `hash` (FIPS 186-4 §4.7).
+    pub(crate) fn verify(&self, hash: &[u8], r: &BigUint, s: &BigUint) -> bool {
+        match self {
+            DsaVerifyOp::L16(op) => op.verify(hash, r, s),
+            DsaVerifyOp::L32(op) => op.verify(hash, r, s),
+            DsaVerifyOp::L64(op) => op.verify(hash, r, s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_base_matches_plain_exponentiation() {
+        let p = BigUint::parse_bytes(b"e4248d73ec6effbbccd83804f5f753ba992585780cf1610c004544cbd34682194be8adf0ac9cb15f4402ae5a8d0112fd2964614a86b76ddf9f2a9b9fbe7ea79651affac0e739aa161b7c103bbc26ca122de4dbd140c34b30c9fb7f487a88380f6e1c37e5652a18b64630b58e73a45aa502abc6fc75a43bac566b6c16b17f71ef", 16).unwrap();
+        let params = DynResidueParams::new(&big_to_uint::<16>(&p).unwrap());
+        let base = DynResidue::new(&big_to_uint(&BigUint::from(7u8)).unwrap(), params);
+        let table = FixedBase::new(&base, 160);
+        let one = DynResidue::one(params);
+        for e in [
+            BigUint::from(0u8),
+            BigUint::from(1u8),
+            BigUint::from(16u8),
+            BigUint::from(0xffff_ffff_u32),
+            (BigUint::from(1u8) << 160) - 1u8,
+        ] {
+            let expected = BigUint::from(7u8).modpow(&e, &p);
+            let got = uint_to_big(&table.pow(&e, one).unwrap().retrieve());
+            assert_eq!(got, expected, "exponent {e}");
+            let plain = uint_to_big(&pow(&base, &big_to_uint(&e).unwrap(), e.bits()).retrieve());
+            assert_eq!(plain, expected);
+        }
+        assert!(table.pow(&(BigUint::from(1u8) << 160), one).is_none());
+    }
+
+    #[test]
+    fn conversions_round_trip_and_bound() {
+        let x = BigUint::parse_bytes(b"0102030405060708090a", 16).unwrap();
+        assert_eq!(uint_to_big(&big_to_uint::<16>(&x).unwrap()), x);
+        assert!(bytes_to_uint::<1>(&[1; 9]).is_none());
+        assert!(bytes_to_uint::<1>(&[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]).is_some());
+    }
+}

@@ -128,7 +128,7 @@ fn sign_with_file(path: &std::path::Path, content: &[u8]) -> anyhow::Result<Sign
         );
     }
     let mut pair = key.key().clone().into_keypair()?;
-    Ok(SignatureBuilder::new(SignatureType::Binary).sign_message(&mut pair, content)?)
+    SignatureBuilder::new(SignatureType::Binary).sign_message(&mut pair, content)
 }
 
 /// A detached signature over `content` made by gpg, as git makes tag signatures.

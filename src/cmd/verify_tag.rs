@@ -205,10 +205,10 @@ fn human(out: &mut impl Write, label: &str, report: &TagReport) -> std::io::Resu
             };
             let when = s.created.map(format_time).unwrap_or_default();
             write!(out, "  {:<19} {who}  {when}", s.status.as_str())?;
-            if s.status != Status::Good {
-                if let Some(d) = &s.detail {
-                    write!(out, "\n  {:<19} {d}", "")?;
-                }
+            if s.status != Status::Good
+                && let Some(d) = &s.detail
+            {
+                write!(out, "\n  {:<19} {d}", "")?;
             }
             writeln!(out)?;
         }

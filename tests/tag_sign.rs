@@ -1,6 +1,8 @@
 //! `gt tag sign` end to end: co-signing a real `git tag -s` tag with a key file and with gpg,
 //! the ref moved by compare-and-swap, and the refusals (expired key, onion tag, object id).
 
+#![allow(clippy::unwrap_used)] // test helpers: a failure is a test failure
+
 mod tags_harness;
 
 use tags_harness::*;

@@ -10,6 +10,8 @@
 //! - input forms: refs in order, `--object` files whose target is absent, `--gpg-keyring`;
 //! - exit statuses 0 / 1 / 2.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failure is a test failure
+
 mod tags_harness;
 
 use tags_harness::*;

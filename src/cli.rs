@@ -30,4 +30,8 @@ pub enum Command {
     VerifyTag(crate::cmd::verify_tag::Args),
     /// Tag operations (`gt tag sign`: add a co-signature to a signed tag).
     Tag(crate::cmd::tag::Args),
+    /// Decide ref updates with a signed KeyNote policy; lint and sign policy files.
+    Policy(crate::cmd::policy::Args),
+    /// Keyring helpers (`gt keyring to-policy`: K of a keyring's keys as a policy).
+    Keyring(crate::cmd::keyring::Args),
 }

@@ -115,6 +115,16 @@ pub struct PolicyFile {
 
 /// The non-blank, non-comment-only chunks of a policy file with their 1-based first lines.
 fn chunks(text: &str) -> Vec<(usize, &str)> {
+    assertion_spans(text)
+        .into_iter()
+        .map(|(line, range)| (line, text.get(range).unwrap_or("")))
+        .collect()
+}
+
+/// Where each assertion of a policy file is: its 1-based first line and its byte range (from
+/// its first non-blank character to the end of its last line). Comment-only blocks are not
+/// assertions. Used to rewrite one assertion in place (`gt policy sign`).
+pub fn assertion_spans(text: &str) -> Vec<(usize, std::ops::Range<usize>)> {
     let base = text.as_ptr() as usize;
     keynote::split_assertions(text)
         .into_iter()
@@ -132,7 +142,7 @@ fn chunks(text: &str) -> Vec<(usize, &str)> {
                 return None;
             }
             let line = line_at(text, start);
-            Some((line, body))
+            Some((line, start..start + body.len()))
         })
         .collect()
 }

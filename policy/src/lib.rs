@@ -47,7 +47,8 @@ pub use decide::{
 pub use file::{LoadError, LoadedAssertion, Origin, PolicyFile};
 pub use lint::{LintMessage, Placement, Severity, lint};
 pub use openpgp::{
-    OPENPGP_ALGORITHM, OpenPgpAlgorithm, SignError, registry, sign_with_cert, sign_with_gpg,
+    OPENPGP_ALGORITHM, OpenPgpAlgorithm, SignError, SignFileError, SignedFile, SigningKey,
+    registry, sign_file, sign_with_cert, sign_with_gpg,
 };
 pub use update::{Operation, POLICY_FILE_NAME, POLICY_REF, RefKind, RefUpdate, Source, zero_oid};
 

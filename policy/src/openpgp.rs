@@ -417,3 +417,131 @@ pub fn sign_with_gpg(
     unsigned.check(&signed, Arc::new(keyring), time)?;
     Ok(signed)
 }
+
+/// The key `gt policy sign` signs with.
+#[derive(Debug)]
+pub enum SigningKey<'a> {
+    /// A certificate with unencrypted secret key material (signs credentials whose Authorizer
+    /// is this certificate; others are left as they are).
+    Cert(&'a openpgp::Cert),
+    /// The user's GnuPG: `local_user` (default: each credential's Authorizer fingerprint).
+    Gpg {
+        /// The gpg program.
+        program: &'a Path,
+        /// `--local-user`; when given, only credentials whose Authorizer is that key are signed.
+        local_user: Option<&'a str>,
+    },
+}
+
+/// Why a policy file could not be signed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignFileError {
+    /// An assertion could not be signed.
+    #[error("{origin}: {source}")]
+    Assertion {
+        /// Which.
+        origin: crate::Origin,
+        /// Why.
+        source: SignError,
+    },
+    /// The file does not load.
+    #[error(transparent)]
+    Load(#[from] crate::LoadError),
+    /// No assertion in the file was the signing key's.
+    #[error("no credential in {file} has the signing key as its Authorizer")]
+    NothingSigned {
+        /// The file.
+        file: String,
+    },
+}
+
+/// A signed policy file.
+#[derive(Debug, Clone)]
+pub struct SignedFile {
+    /// The new text (everything outside the signed assertions unchanged).
+    pub text: String,
+    /// The assertions signed.
+    pub signed: Vec<crate::Origin>,
+    /// The assertions left alone, with why.
+    pub skipped: Vec<(crate::Origin, String)>,
+}
+
+/// Sign every credential of a policy file that `key` can sign, replacing any old Signature.
+/// A `POLICY` assertion anywhere in the file is an error: trust roots are never signed, and a
+/// file meant for signing is a credential file.
+pub fn sign_file(
+    name: &str,
+    text: &str,
+    key: &SigningKey<'_>,
+    time: SystemTime,
+) -> Result<SignedFile, SignFileError> {
+    // Parse everything first: a syntax error anywhere stops before anything is signed.
+    crate::PolicyFile::parse(name, text)?;
+    let mut out = String::with_capacity(text.len() + 1024);
+    let mut signed = Vec::new();
+    let mut skipped = Vec::new();
+    let mut last = 0;
+    for (line, range) in crate::file::assertion_spans(text) {
+        let origin = crate::Origin {
+            file: name.to_owned(),
+            line,
+        };
+        let chunk = text.get(range.clone()).unwrap_or("");
+        let err = |source| SignFileError::Assertion {
+            origin: origin.clone(),
+            source,
+        };
+        let unsigned = Unsigned::prepare(chunk).map_err(err)?;
+        let mine = match key {
+            SigningKey::Cert(c) => {
+                verifier::Principal::from_fingerprint(&c.fingerprint()) == unsigned.authorizer
+            }
+            SigningKey::Gpg {
+                local_user: Some(u),
+                ..
+            } => u
+                .parse::<verifier::Principal>()
+                .or_else(|_| format!("openpgp:{u}").parse())
+                .map_or(true, |p| p == unsigned.authorizer),
+            SigningKey::Gpg { .. } => true,
+        };
+        out.push_str(text.get(last..range.start).unwrap_or(""));
+        if mine {
+            let new = match key {
+                SigningKey::Cert(c) => sign_with_cert(chunk, c, time),
+                SigningKey::Gpg {
+                    program,
+                    local_user,
+                } => sign_with_gpg(chunk, program, *local_user, time),
+            }
+            .map_err(err)?;
+            // Keep the chunk's own line ending: the text after it starts with the blank line.
+            let new = if chunk.ends_with('\n') {
+                new
+            } else {
+                new.trim_end_matches('\n').to_owned()
+            };
+            out.push_str(&new);
+            signed.push(origin);
+        } else {
+            out.push_str(chunk);
+            skipped.push((
+                origin,
+                format!("Authorizer {} is not the signing key", unsigned.authorizer),
+            ));
+        }
+        last = range.end;
+    }
+    out.push_str(text.get(last..).unwrap_or(""));
+    if signed.is_empty() {
+        return Err(SignFileError::NothingSigned {
+            file: name.to_owned(),
+        });
+    }
+    Ok(SignedFile {
+        text: out,
+        signed,
+        skipped,
+    })
+}

@@ -1,6 +1,8 @@
 //! Command implementations: each module turns parsed arguments into library calls and output.
 
 pub mod keynote;
+pub mod keyring;
+pub mod policy;
 pub mod tag;
 pub mod verify_tag;
 
@@ -13,5 +15,7 @@ pub fn run(command: Command) -> anyhow::Result<Code> {
         Command::Keynote(args) => keynote::run(args),
         Command::VerifyTag(args) => verify_tag::run(args),
         Command::Tag(args) => tag::run(args),
+        Command::Policy(args) => policy::run(args),
+        Command::Keyring(args) => keyring::run(args),
     }
 }

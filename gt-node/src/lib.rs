@@ -12,13 +12,15 @@
 //! - [`store`]: the node's repositories on disk: pack generation, quarantined pack reception,
 //!   connectivity checks, compare-and-swap ref updates;
 //! - [`gate`]: the decision interface (reject / accept / propagate) the policy crate implements;
-//! - [`transfer`]: the TCP server and the staged client (tag first, pack only on accept).
+//! - [`transfer`]: the TCP server and the staged client (tag first, pack only on accept);
+//! - [`node`]: the daemon: data directory, config, key, state, share / follow / poll / run.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod announce;
 pub mod dht;
 pub mod gate;
+pub mod node;
 pub mod store;
 pub mod transfer;
 pub mod wire;

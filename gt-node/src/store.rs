@@ -192,6 +192,7 @@ impl Repo {
         if path.join("HEAD").exists() {
             return Self::open(path);
         }
+        fs::create_dir_all(&path).map_err(io_err("create repository directory", &path))?;
         let repo = gix::init_bare(&path).map_err(git_err("init bare repository", &path))?;
         Ok(Repo {
             path: repo.git_dir().to_owned(),
@@ -264,6 +265,34 @@ impl Repo {
             .try_find_object(*oid)
             .map_err(git_err("read object", &self.path))?;
         Ok(obj.map(|o| (o.kind, o.data.clone())))
+    }
+
+    /// The given objects and, for tags among them, every object down their tag chains (at most
+    /// [`MAX_TAG_CHAIN`] levels): what a follower may serve for the refs it propagates.
+    pub fn tag_chains(&self, roots: &[ObjectId]) -> Result<HashSet<ObjectId>, StoreError> {
+        let repo = self.gix()?;
+        let mut out = HashSet::new();
+        for root in roots {
+            let mut id = *root;
+            for _ in 0..=MAX_TAG_CHAIN {
+                out.insert(id);
+                let Some(obj) = repo
+                    .try_find_object(id)
+                    .map_err(git_err("read object", &self.path))?
+                else {
+                    break;
+                };
+                if obj.kind != Kind::Tag {
+                    break;
+                }
+                id = obj
+                    .into_tag()
+                    .target_id()
+                    .map_err(git_err("read tag", &self.path))?
+                    .detach();
+            }
+        }
+        Ok(out)
     }
 
     /// Write a pack of everything reachable from `wants` but not from those `haves` this

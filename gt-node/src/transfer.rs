@@ -187,6 +187,15 @@ pub struct Served {
     pub repo: Repo,
     /// The current ref manifest, when the published item refers to one.
     pub manifest: Option<Vec<u8>>,
+    /// When set, the only objects that may be asked for by WANT_OBJECT or as WANT_PACK wants
+    /// (a follower serves only the refs it propagates); `None` serves every ref (own shares).
+    pub allow: Option<Arc<std::collections::HashSet<ObjectId>>>,
+}
+
+impl Served {
+    fn allows(&self, oid: &ObjectId) -> bool {
+        self.allow.as_ref().is_none_or(|a| a.contains(oid))
+    }
 }
 
 /// Serves repositories to other nodes.
@@ -329,6 +338,9 @@ impl Server {
                 Message::WantObject(w) => {
                     let reply = match wire::oid_field("oid", &w.oid) {
                         Err(e) => error_msg(e.to_string()),
+                        Ok(oid) if !served.allows(&oid) => {
+                            error_msg(format!("{oid} is not served here"))
+                        }
                         Ok(oid) => object_reply(&served.repo, oid).await,
                     };
                     t.bytes_out += wire::write_message(stream, &reply)
@@ -386,6 +398,12 @@ impl Server {
         };
         let ids = parse(&w.wants, MAX_WANTS, "wants")
             .and_then(|wants| Ok((wants, parse(&w.haves, MAX_HAVES, "haves")?)));
+        let ids = ids.and_then(
+            |(wants, haves)| match wants.iter().find(|w| !served.allows(w)) {
+                Some(w) => Err(format!("{w} is not served here")),
+                None => Ok((wants, haves)),
+            },
+        );
         let (wants, haves) = match ids {
             Ok(x) => x,
             Err(message) => {

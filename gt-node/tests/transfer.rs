@@ -75,6 +75,7 @@ async fn start_server(src: &Path) -> (SocketAddr, Arc<Server>) {
         Served {
             repo: Repo::open(src).unwrap(),
             manifest: None,
+            allow: None,
         },
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

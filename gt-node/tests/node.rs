@@ -1,0 +1,192 @@
+//! Whole nodes on a loopback DHT: A shares a repository, B follows it through the staged,
+//! gated transfer and propagates what the gate passes, C fetches from B once A is gone, a
+//! repository with more refs than fit in a DHT item goes through a verified manifest, and B's
+//! state and refs survive a restart.
+//!
+//! The Gate is a small test implementation ("propagate a tag whose message contains OK"); the
+//! policy crate's gate replaces it in the end-to-end tests.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns abort loudly too
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use gt_node::gate::{Gate, GateDecision, RefUpdateCtx, Verdict};
+use gt_node::node::{DataDir, Node, NodeConfig};
+use gt_node::store::Repo;
+
+struct MessageGate;
+
+impl Gate for MessageGate {
+    fn decide(&self, _ctx: &RefUpdateCtx, tag_objects: &[Vec<u8>]) -> GateDecision {
+        let ok = tag_objects.first().is_some_and(|t| {
+            gix::objs::TagRef::from_bytes(t, gix::hash::Kind::Sha1)
+                .is_ok_and(|t| t.message.windows(2).any(|w| w == b"OK"))
+        });
+        if ok {
+            GateDecision::new(Verdict::Propagate, "message says OK")
+        } else {
+            GateDecision::new(Verdict::Reject, "message lacks OK")
+        }
+    }
+}
+
+async fn node(dir: &std::path::Path, bootstrap: &[String]) -> Node {
+    let dd = DataDir::new(dir);
+    if !dd.config().exists() {
+        let cfg = NodeConfig {
+            bootstrap: bootstrap.to_vec(),
+            ..NodeConfig::default()
+        };
+        dd.save_config(&cfg).unwrap();
+    }
+    Node::start(dd, Arc::new(MessageGate)).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_follow_propagate_and_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    make_source(&src);
+    let net = gt_node::dht::testnet(8).await.unwrap();
+    let now = 1_700_000_000;
+
+    let a = node(&tmp.path().join("a"), &net.bootstrap).await;
+    let b_dir = tmp.path().join("b");
+    let b = node(&b_dir, &net.bootstrap).await;
+    let publisher = a.public_key();
+    let seq = a.share(&src, "demo", now).await.unwrap();
+    assert_eq!(seq, now);
+
+    b.follow(&publisher, "demo").unwrap();
+    let reports = b.poll(&publisher, "demo", now).await.unwrap();
+    let outcome = |name: &str| {
+        reports
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.outcome.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(outcome("refs/tags/v2"), "propagate", "{reports:?}");
+    assert_eq!(outcome("refs/tags/v1"), "reject");
+    assert_eq!(outcome("refs/tags/bad"), "reject");
+    assert_eq!(outcome("refs/heads/main"), "reject");
+    let b_repo = b_dir
+        .join("repos")
+        .join(hex::encode(publisher))
+        .join("demo.git");
+    assert_eq!(rev(&b_repo, "refs/tags/v2"), rev(&src, "refs/tags/v2"));
+    let b_refs = Repo::open(&b_repo).unwrap().refs().unwrap();
+    assert_eq!(b_refs.keys().collect::<Vec<_>>(), vec!["refs/tags/v2"]);
+    fsck(&b_repo);
+    let status = b.status();
+    assert_eq!(status.followed[0].last_seq, Some(seq));
+    assert_eq!(status.followed[0].propagated, 1);
+    assert_eq!(status.followed[0].rejected, 3);
+    assert!(status.followed[0].bytes_in > 0);
+
+    // The same seq again: nothing to do.
+    assert!(b.poll(&publisher, "demo", now).await.unwrap().is_empty());
+    // A new seq with the same refs: rejected refs are not fetched again, nothing changes.
+    let before = b
+        .traffic
+        .get(&gt_node::transfer::repo_id(&publisher, "demo"));
+    a.publish("demo", now).await.unwrap();
+    let again = b.poll(&publisher, "demo", now).await.unwrap();
+    assert!(again.iter().all(|r| r.outcome == "skipped"), "{again:?}");
+    assert_eq!(
+        b.traffic
+            .get(&gt_node::transfer::repo_id(&publisher, "demo")),
+        before
+    );
+
+    // B announces itself for what it propagates: a lookup finds both A and B.
+    let peers = b.dht().find_peers(&publisher, "demo").await.unwrap();
+    assert!(
+        peers.iter().any(|p| p.port() == a.tcp_addr().port()),
+        "{peers:?}"
+    );
+    assert!(
+        peers.iter().any(|p| p.port() == b.tcp_addr().port()),
+        "{peers:?}"
+    );
+
+    // A goes away; C follows and gets v2 from B.
+    drop(a);
+    let c_dir = tmp.path().join("c");
+    let c = node(&c_dir, &net.bootstrap).await;
+    c.follow(&publisher, "demo").unwrap();
+    let reports = c.poll(&publisher, "demo", now).await.unwrap();
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.name == "refs/tags/v2" && r.outcome == "propagate"),
+        "{reports:?}"
+    );
+    let c_repo = c_dir
+        .join("repos")
+        .join(hex::encode(publisher))
+        .join("demo.git");
+    assert_eq!(rev(&c_repo, "refs/tags/v2"), rev(&src, "refs/tags/v2"));
+    fsck(&c_repo);
+
+    // B restarts from its data directory: same key, state and refs.
+    let b_key = b.public_key();
+    drop(b);
+    let b = node(&b_dir, &net.bootstrap).await;
+    assert_eq!(b.public_key(), b_key);
+    let status = b.status();
+    assert_eq!(status.followed[0].last_seq, Some(seq + 1));
+    assert_eq!(status.followed[0].propagated, 1);
+    assert_eq!(rev(&b_repo, "refs/tags/v2"), rev(&src, "refs/tags/v2"));
+    assert!(b.poll(&publisher, "demo", now).await.unwrap().is_empty());
+    fsck(&b_repo);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_refs_go_through_a_verified_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    make_source(&src);
+    for i in 0..40 {
+        git(
+            &src,
+            &[
+                "tag",
+                "-a",
+                &format!("r{i:02}"),
+                "-m",
+                &format!("release {i} OK"),
+            ],
+        );
+    }
+    let net = gt_node::dht::testnet(8).await.unwrap();
+    let now = 1_700_000_000;
+    let a = node(&tmp.path().join("a"), &net.bootstrap).await;
+    let b_dir = tmp.path().join("b");
+    let b = node(&b_dir, &net.bootstrap).await;
+    let publisher = a.public_key();
+    a.share(&src, "many", now).await.unwrap();
+    // The item really holds a manifest reference.
+    let item = b.dht().get_item(&publisher, "many").await.unwrap().unwrap();
+    assert!(matches!(
+        gt_node::announce::decode_item(item.value()).unwrap(),
+        gt_node::announce::ItemContent::Manifest { count: 44, .. }
+    ));
+    b.follow(&publisher, "many").unwrap();
+    let reports = b.poll(&publisher, "many", now).await.unwrap();
+    assert_eq!(reports.len(), 44, "{reports:?}");
+    assert_eq!(
+        reports.iter().filter(|r| r.outcome == "propagate").count(),
+        41
+    );
+    let b_repo = b_dir
+        .join("repos")
+        .join(hex::encode(publisher))
+        .join("many.git");
+    assert_eq!(Repo::open(&b_repo).unwrap().refs().unwrap().len(), 41);
+    fsck(&b_repo);
+}

@@ -77,17 +77,22 @@ fn pow<const L: usize>(base: &DynResidue<L>, exponent: &Uint<L>, bits: usize) ->
 #[derive(Clone, Debug)]
 pub(crate) struct RsaOp<const L: usize> {
     params: DynResidueParams<L>,
-    e: Uint<L>,
-    e_bits: usize,
+    /// The public exponent's bits, most significant first, without the leading one.
+    e_tail: Vec<bool>,
 }
 
 impl<const L: usize> RsaOp<L> {
     fn new(n: &BigUint, e: &BigUint) -> Option<Self> {
         let params = modulus_params::<L>(n)?;
+        let bits: Vec<bool> = e
+            .to_bytes_be()
+            .iter()
+            .flat_map(|byte| (0..8).rev().map(move |i| byte >> i & 1 == 1))
+            .skip_while(|bit| !bit)
+            .collect();
         Some(RsaOp {
             params,
-            e: big_to_uint(e)?,
-            e_bits: e.bits(),
+            e_tail: bits.get(1..)?.to_vec(),
         })
     }
 
@@ -96,7 +101,17 @@ impl<const L: usize> RsaOp<L> {
         if &s >= self.params.modulus() {
             return None;
         }
-        let m = pow(&DynResidue::new(&s, self.params), &self.e, self.e_bits).retrieve();
+        // Left-to-right square-and-multiply: the exponent is public, so variable time is fine,
+        // and for e = 65537 this is 17 products instead of a windowed method's ~36.
+        let base = DynResidue::new(&s, self.params);
+        let mut acc = base;
+        for &bit in &self.e_tail {
+            acc = acc.square();
+            if bit {
+                acc *= base;
+            }
+        }
+        let m = acc.retrieve();
         let bytes = uint_to_bytes(&m);
         let cut = bytes.len().checked_sub(len)?;
         // m < n < 2^(8 len): the bytes before `cut` are zero.
@@ -293,6 +308,29 @@ mod tests {
             assert_eq!(plain, expected);
         }
         assert!(table.pow(&(BigUint::from(1u8) << 160), one).is_none());
+    }
+
+    #[test]
+    fn rsa_public_op_matches_modpow() {
+        let n = BigUint::parse_bytes(b"92b8e988230c8d7eaa91fc9083c8b51dcb284be9a740e8c700e0042787066ae8998b1d827202fcd2688c708839a10c348ad1bc7753059d0593474daff5373d0dec65384e30ec1a007d66830040711e4cd65d6835dd501656f4707fa04cbe083506bf945b2dfa1b80acd0352ab7b4149bda95e35382622a015b0d2f7b9599fc67", 16).unwrap();
+        let s = BigUint::parse_bytes(b"123456789abcdef0123456789abcdef", 16).unwrap();
+        for e in [3u64, 17, 65537, (1 << 33) - 1] {
+            let e = BigUint::from(e);
+            let op = RsaPublicOp::new(&n, &e).unwrap();
+            let got = op.public_op(&s.to_bytes_be(), 128).unwrap();
+            let want = s.modpow(&e, &n).to_bytes_be();
+            assert_eq!(
+                BigUint::from_bytes_be(&got),
+                BigUint::from_bytes_be(&want),
+                "e = {e}"
+            );
+            assert_eq!(got.len(), 128);
+        }
+        // s >= n is out of range.
+        let op = RsaPublicOp::new(&n, &BigUint::from(3u8)).unwrap();
+        assert!(op.public_op(&n.to_bytes_be(), 128).is_none());
+        // Even moduli are refused.
+        assert!(RsaPublicOp::new(&(n + 1u8), &BigUint::from(3u8)).is_none());
     }
 
     #[test]

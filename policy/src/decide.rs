@@ -608,7 +608,7 @@ impl Evaluator {
         let signer_strs: HashSet<String> = facts.signers.iter().map(ToString::to_string).collect();
         let granted: HashSet<usize> = result.granted.iter().map(|(id, _)| *id).collect();
         let mut reasons = Vec::new();
-        for (id, (a, trust)) in self.policies.entries.iter().enumerate() {
+        for (a, trust) in &self.policies.entries {
             if !(a.is_policy && *trust == Trust::Trusted) {
                 continue;
             }
@@ -628,13 +628,17 @@ impl Evaluator {
             let got = if facts.signers.is_empty() {
                 "no verified signer".to_owned()
             } else {
-                self.list(facts.signers.iter().map(ToString::to_string))
+                self.list(
+                    facts
+                        .signers
+                        .iter()
+                        .map(|p| label_text(&self.keyring, p.as_str())),
+                )
             };
             reasons.push(format!(
                 "{} (grants {value}) needs {needs}; got {got}",
                 a.origin
             ));
-            let _ = id;
         }
         if reasons.is_empty() {
             reasons.push(format!(

@@ -233,16 +233,15 @@ pub fn lint(
             } else {
                 Severity::Error
             };
-            let hint = if unknown && no_keys {
-                " (signature not checked: pass --keyring)"
+            let message = if unknown && no_keys {
+                format!(
+                    "credential by {authorizer}: signature not checked (its key is not in any \
+                     --keyring)"
+                )
             } else {
-                ""
+                format!("credential by {authorizer}: bad signature: {e}")
             };
-            push(
-                at("Signature"),
-                severity,
-                format!("credential by {authorizer}: bad signature: {e}{hint}"),
-            );
+            push(at("Signature"), severity, message);
         }
     }
     out.sort_by(|a, b| a.origin.cmp(&b.origin));

@@ -57,7 +57,7 @@ pub struct CheckArgs {
 
     /// Decide as of this time: unix seconds (`1780272000`, `@1780272000`) or an RFC 3339 UTC
     /// date (`2026-06-01`, `2026-06-01T00:00:00Z`). Default: now.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", env = "GT_AT")]
     pub at: Option<String>,
 
     /// Ignore the repository's own policy (refs/gt/policy).
@@ -87,7 +87,7 @@ pub struct LintArgs {
     pub keyrings: Vec<PathBuf>,
 
     /// Check signatures as of this time (see `gt policy check --at`). Default: now.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", env = "GT_AT")]
     pub at: Option<String>,
 
     /// The files are meant for refs/gt/policy (POLICY assertions there are ignored).

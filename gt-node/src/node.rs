@@ -776,8 +776,15 @@ impl Node {
                     continue;
                 }
             };
-            let result =
-                transfer::fetch_ref(&mut conn, repo, self.gate.as_ref(), ctx.clone(), limits).await;
+            let fetch =
+                transfer::fetch_ref(&mut conn, repo, self.gate.as_ref(), ctx.clone(), limits);
+            let result = match tokio::time::timeout(crate::wire::FETCH_TIMEOUT, fetch).await {
+                Ok(r) => r,
+                Err(_) => Err(TransferError::Wire {
+                    peer: *peer,
+                    source: crate::wire::WireError::Timeout(crate::wire::FETCH_TIMEOUT),
+                }),
+            };
             self.traffic
                 .add(&transfer::repo_id(publisher, name), conn.traffic);
             match result {
@@ -811,12 +818,25 @@ impl Node {
             }
         }
         for (id, f) in &state.followed {
-            let r = match parse_repo_ref(id) {
-                Ok((p, n)) => self.poll(&p, &n, now).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+            let Ok((publisher, name)) = parse_repo_ref(id) else {
+                out.push((id.clone(), Err(format!("bad followed entry {id:?}"))));
+                continue;
             };
+            // Re-announce what we propagate, so lookups keep finding us (BEP 5 announces expire).
+            if republish
+                && !f.propagated.is_empty()
+                && let Err(e) = self
+                    .dht
+                    .announce(&publisher, &name, self.tcp_addr.port())
+                    .await
+            {
+                warn!(repo = %id, error = %e, "re-announce failed");
+            }
+            let r = self
+                .poll(&publisher, &name, now)
+                .await
+                .map_err(|e| e.to_string());
             out.push((id.clone(), r));
-            let _ = f;
         }
         out
     }

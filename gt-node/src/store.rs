@@ -621,7 +621,9 @@ impl Quarantined {
         new: ObjectId,
     ) -> Result<(), StoreError> {
         self.move_in()?;
-        self.repo.update_ref(name, expected_old, new)?;
+        let updated = self.repo.update_ref(name, expected_old, new);
+        // Whether or not the ref moved, the pack is complete and connected: it may be
+        // collected like any other once unreferenced, so its keep file goes either way.
         if let Some(keep) = self.keep.take() {
             let dest = self
                 .repo
@@ -630,7 +632,7 @@ impl Quarantined {
                 .join(keep.file_name().unwrap_or_default());
             let _ = fs::remove_file(dest);
         }
-        Ok(())
+        updated
     }
 
     /// Move the pack and index into `objects/pack` (no ref change).

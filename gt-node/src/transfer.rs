@@ -288,6 +288,9 @@ impl Server {
             hello.version == PROTOCOL_VERSION,
             self.lookup(&publisher, &hello.repo),
         ) {
+            _ if hello.challenge.len() != wire::CHALLENGE_BYTES => {
+                Err(format!("challenge must be {} bytes", wire::CHALLENGE_BYTES))
+            }
             (false, _) => Err(format!("protocol version {} not supported", hello.version)),
             (true, None) => Err(format!("repository {id} is not served here")),
             (true, Some(s)) => Ok(s),
@@ -536,7 +539,7 @@ pub async fn connect(
         server_key: [0; 32],
         traffic: Traffic::default(),
     };
-    let mut challenge = [0u8; 32];
+    let mut challenge = [0u8; wire::CHALLENGE_BYTES];
     getrandom::fill(&mut challenge).map_err(|e| TransferError::Handshake {
         peer,
         reason: format!("no randomness: {e}"),

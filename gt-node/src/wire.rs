@@ -73,6 +73,13 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time allowed to open a TCP connection and finish HELLO.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Time allowed for one whole staged fetch (HELLO excluded): tag chain, decision and pack. The
+/// per-frame [`IO_TIMEOUT`] alone would let a peer drip one frame every 29 seconds forever.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Length of the HELLO challenge, in bytes.
+pub const CHALLENGE_BYTES: usize = 32;
+
 /// Most simultaneous inbound connections a node serves; further ones wait in the accept queue.
 /// Pack generation is CPU- and memory-heavy, and the machine it runs on may have two cores.
 pub const MAX_CONNECTIONS: usize = 32;
@@ -652,6 +659,28 @@ mod tests {
         assert!(check_bencode(b"0:", 16).is_ok());
         assert!(check_bencode(b"i-12e", 16).is_ok());
         assert!(check_bencode(b"ie", 16).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Arbitrary bytes never panic the decoder (the fuzz target's property, run in CI).
+        #[test]
+        fn arbitrary_frames_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            fuzz_decode_frame(&data);
+            let _ = decode_message(&data);
+        }
+
+        /// Valid frames with one byte changed or cut short never panic the decoder.
+        #[test]
+        fn mutated_frames_never_panic(which in 0usize..11, pos in 0usize..4096, byte in proptest::prelude::any::<u8>(), cut in 0usize..4096) {
+            let msgs = all_messages();
+            let mut frame = encode_frame(&msgs[which % msgs.len()]).unwrap();
+            let i = pos % frame.len();
+            frame[i] = byte;
+            frame.truncate(cut.max(1).min(frame.len()).max(i));
+            fuzz_decode_frame(&frame);
+        }
     }
 
     #[tokio::test]

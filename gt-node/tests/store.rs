@@ -159,6 +159,25 @@ fn ref_updates_compare_and_swap() {
     assert_eq!(rev(&d, "refs/heads/main"), first);
     // v1's tag object was not in that pack (only v2's chain was).
     assert!(!dst.has_object(&v1).unwrap());
+    // A commit whose ref update loses the race still leaves no keep file behind, and the ref
+    // keeps its value.
+    let (pack, _) = pack_bytes(&src, &[v1], &[main]);
+    let q = dst.receive_pack(
+        &mut BufReader::new(pack.as_slice()),
+        &[v1],
+        PackLimits::default(),
+    );
+    let err = q
+        .unwrap()
+        .commit("refs/heads/main", Some(main), v1)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::RefConflict { .. }), "{err}");
+    assert_eq!(rev(&d, "refs/heads/main"), first);
+    assert!(
+        !pack_files(&d).iter().any(|f| f.ends_with(".keep")),
+        "{:?}",
+        pack_files(&d)
+    );
     fsck(&d);
 }
 

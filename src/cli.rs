@@ -34,4 +34,12 @@ pub enum Command {
     Policy(crate::cmd::policy::Args),
     /// Keyring helpers (`gt keyring to-policy`: K of a keyring's keys as a policy).
     Keyring(crate::cmd::keyring::Args),
+    /// Git hooks enforcing the policy (`gt hook pre-receive`, `gt hook install`).
+    Hook(crate::cmd::hook::Args),
+    /// Take one ref from a remote only if the policy accepts it: tag object first, then the rest.
+    Pull(crate::cmd::pull::Args),
+    /// Print a shell completion script generated from gt's command line.
+    Completions(crate::cmd::generate::CompletionsArgs),
+    /// Print gt's man page (or write every page into a directory).
+    Man(crate::cmd::generate::ManArgs),
 }

@@ -1,4 +1,6 @@
 //! The end-to-end harness itself: gpg signs at the pinned time, git accepts the stacked layouts.
+// Test helpers may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,8 +1,12 @@
 //! Command implementations: each module turns parsed arguments into library calls and output.
 
+pub mod generate;
+pub mod hook;
 pub mod keynote;
 pub mod keyring;
 pub mod policy;
+pub mod progress;
+pub mod pull;
 pub mod tag;
 pub mod verify_tag;
 
@@ -17,5 +21,9 @@ pub fn run(command: Command) -> anyhow::Result<Code> {
         Command::Tag(args) => tag::run(args),
         Command::Policy(args) => policy::run(args),
         Command::Keyring(args) => keyring::run(args),
+        Command::Hook(args) => hook::run(args),
+        Command::Pull(args) => pull::run(args),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args),
     }
 }

@@ -7,6 +7,8 @@
 //! decisions are pinned at [`DECIDE_AT`] through the `GT_AT` environment variable, so results do
 //! not depend on the wall clock.
 #![allow(dead_code)]
+// Test helpers may unwrap: a failure is a test failure (clippy.toml allows it in #[test] only).
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::io::Write;

@@ -354,19 +354,29 @@ pub fn sign_with_cert(
 
 /// Sign a credential with the user's GnuPG key: `gpg --detach-sign` over the signed message.
 /// `local_user` defaults to the Authorizer's fingerprint, so gpg picks the right key (or its
-/// signing subkey). The result is checked against the Authorizer's certificate as exported by
-/// the same gpg, at `time`.
+/// signing subkey); `faked_time` makes gpg sign as of that time (`--faked-system-time`). The
+/// result is checked against the Authorizer's certificate as exported by the same gpg, as of
+/// the new signature's creation time.
 pub fn sign_with_gpg(
     text: &str,
     gpg: &Path,
     local_user: Option<&str>,
-    time: SystemTime,
+    faked_time: Option<SystemTime>,
 ) -> Result<String, SignError> {
     let unsigned = Unsigned::prepare(text)?;
     let user = local_user
         .map(str::to_owned)
         .unwrap_or_else(|| unsigned.authorizer.fingerprint_hex().to_owned());
-    let mut child = Command::new(gpg)
+    let mut cmd = Command::new(gpg);
+    if let Some(t) = faked_time {
+        let secs = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // gpg reads `@SECONDS`-less forms only: ISO "YYYYMMDDTHHMMSS" or seconds since the
+        // epoch; the trailing `!` freezes its clock.
+        cmd.arg(format!("--faked-system-time={secs}!"));
+    }
+    let mut child = cmd
         .args([
             "--batch",
             "--no-tty",
@@ -414,7 +424,11 @@ pub fn sign_with_gpg(
                 unsigned.authorizer
             ))
         })?;
-    unsigned.check(&signed, Arc::new(keyring), time)?;
+    let created = verifier::stack::parse_detached(&out.stdout)
+        .ok()
+        .and_then(|s| s.signature_creation_time())
+        .ok_or_else(|| SignError::Gpg("gpg did not write one dated signature".to_owned()))?;
+    unsigned.check(&signed, Arc::new(keyring), created)?;
     Ok(signed)
 }
 
@@ -430,6 +444,8 @@ pub enum SigningKey<'a> {
         program: &'a Path,
         /// `--local-user`; when given, only credentials whose Authorizer is that key are signed.
         local_user: Option<&'a str>,
+        /// Make gpg sign as of this time (`--faked-system-time`) instead of its clock.
+        faked_time: Option<SystemTime>,
     },
 }
 
@@ -438,12 +454,12 @@ pub enum SigningKey<'a> {
 #[non_exhaustive]
 pub enum SignFileError {
     /// An assertion could not be signed.
-    #[error("{origin}: {source}")]
+    #[error("{origin}: {error}")]
     Assertion {
         /// Which.
         origin: crate::Origin,
         /// Why.
-        source: SignError,
+        error: SignError,
     },
     /// The file does not load.
     #[error(transparent)]
@@ -488,9 +504,9 @@ pub fn sign_file(
             line,
         };
         let chunk = text.get(range.clone()).unwrap_or("");
-        let err = |source| SignFileError::Assertion {
+        let err = |error| SignFileError::Assertion {
             origin: origin.clone(),
-            source,
+            error,
         };
         let unsigned = Unsigned::prepare(chunk).map_err(err)?;
         let mine = match key {
@@ -513,7 +529,8 @@ pub fn sign_file(
                 SigningKey::Gpg {
                     program,
                     local_user,
-                } => sign_with_gpg(chunk, program, *local_user, time),
+                    faked_time,
+                } => sign_with_gpg(chunk, program, *local_user, *faked_time),
             }
             .map_err(err)?;
             // Keep the chunk's own line ending: the text after it starts with the blank line.

@@ -412,6 +412,7 @@ fn sign(args: SignArgs) -> anyhow::Result<Code> {
         None => policy::SigningKey::Gpg {
             program: &args.gpg_program,
             local_user: args.local_user.as_deref(),
+            faked_time: args.at.is_some().then_some(now),
         },
     };
     let signed = policy::sign_file(&name, &text, &key, now)?;

@@ -13,7 +13,8 @@
 //!   connectivity checks, compare-and-swap ref updates;
 //! - [`gate`]: the decision interface (reject / accept / propagate) the policy crate implements;
 //! - [`transfer`]: the TCP server and the staged client (tag first, pack only on accept);
-//! - [`node`]: the daemon: data directory, config, key, state, share / follow / poll / run.
+//! - [`node`]: the daemon: data directory, config, key, state, share / follow / poll / run;
+//! - [`remote_helper`]: `git-remote-gittorrent`, the same gated path for `git clone`/`fetch`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod announce;
 pub mod dht;
 pub mod gate;
 pub mod node;
+pub mod remote_helper;
 pub mod store;
 pub mod transfer;
 pub mod wire;

@@ -635,6 +635,21 @@ impl Quarantined {
         updated
     }
 
+    /// Move the pack into the repository without changing any ref (the caller, e.g. git
+    /// running a remote helper, updates refs itself), then drop the `.keep`.
+    pub fn commit_objects(mut self) -> Result<(), StoreError> {
+        self.move_in()?;
+        if let Some(keep) = self.keep.take() {
+            let dest = self
+                .repo
+                .path
+                .join("objects/pack")
+                .join(keep.file_name().unwrap_or_default());
+            let _ = fs::remove_file(dest);
+        }
+        Ok(())
+    }
+
     /// Move the pack and index into `objects/pack` (no ref change).
     fn move_in(&mut self) -> Result<(), StoreError> {
         let dest_dir = self.repo.path.join("objects").join("pack");

@@ -670,6 +670,74 @@ impl Connection {
         Ok((kind, obj.data.into_vec()))
     }
 
+    /// Fetch the object `oid` names and, while it is a tag pointing at a tag, the next one
+    /// (at most [`MAX_TAG_CHAIN`] levels). Returns the type of `oid` and the tag objects,
+    /// outermost first (empty for a commit).
+    pub async fn want_tag_chain(
+        &mut self,
+        oid: ObjectId,
+    ) -> Result<(Kind, Vec<Vec<u8>>), TransferError> {
+        let peer = self.peer;
+        let mut tags: Vec<Vec<u8>> = Vec::new();
+        let mut id = oid;
+        let mut first_kind = None;
+        loop {
+            let (kind, data) = self.want_object(id).await?;
+            first_kind.get_or_insert(kind);
+            if kind != Kind::Tag {
+                break;
+            }
+            let tag = gix::objs::TagRef::from_bytes(&data, gix::hash::Kind::Sha1).map_err(|e| {
+                TransferError::BadObject {
+                    peer,
+                    oid: id,
+                    reason: format!("tag does not parse: {e:?}"),
+                }
+            })?;
+            let (target, target_kind) = (tag.target(), tag.target_kind);
+            tags.push(data);
+            if target_kind != Kind::Tag {
+                break;
+            }
+            if tags.len() >= MAX_TAG_CHAIN {
+                return Err(TransferError::BadObject {
+                    peer,
+                    oid,
+                    reason: format!("tag chain longer than {MAX_TAG_CHAIN}"),
+                });
+            }
+            id = target;
+        }
+        Ok((first_kind.unwrap_or(Kind::Commit), tags))
+    }
+
+    /// Ask for the pack of `wants` with `store`'s ref tips as haves, and receive it into the
+    /// store's quarantine (indexed, verified, connectivity-checked; nothing visible yet).
+    pub async fn want_pack_quarantined(
+        &mut self,
+        store: &Repo,
+        wants: &[ObjectId],
+        limits: PackLimits,
+    ) -> Result<crate::store::Quarantined, TransferError> {
+        let store2 = store.clone();
+        let haves: Vec<ObjectId> = tokio::task::spawn_blocking(move || store2.refs())
+            .await
+            .map_err(|e| TransferError::Join(e.to_string()))??
+            .into_values()
+            .take(MAX_HAVES)
+            .collect();
+        let (file, _) = self.want_pack(wants, &haves, limits).await?;
+        let store2 = store.clone();
+        let wants = wants.to_vec();
+        let q = tokio::task::spawn_blocking(move || {
+            let mut reader = std::io::BufReader::new(file);
+            store2.receive_pack(&mut reader, &wants, limits)
+        })
+        .await
+        .map_err(|e| TransferError::Join(e.to_string()))??;
+        Ok(q)
+    }
+
     /// Fetch the manifest with SHA-256 `hash` (verification against the item is the caller's,
     /// through [`crate::announce::decode_manifest`]).
     pub async fn want_manifest(&mut self, hash: &[u8; 32]) -> Result<Vec<u8>, TransferError> {
@@ -785,7 +853,6 @@ pub async fn fetch_ref(
     mut ctx: RefUpdateCtx,
     limits: PackLimits,
 ) -> Result<FetchOutcome, TransferError> {
-    let peer = conn.peer;
     let before = conn.traffic;
     let delta = |c: &Connection| Traffic {
         bytes_in: c.traffic.bytes_in - before.bytes_in,
@@ -802,37 +869,8 @@ pub async fn fetch_ref(
     ctx.served_by = conn.server_key;
 
     // Stage 1: the object the ref names, and the tags it points through.
-    let mut tags: Vec<Vec<u8>> = Vec::new();
-    let mut id = ctx.new;
-    let mut first_kind = None;
-    loop {
-        let (kind, data) = conn.want_object(id).await?;
-        first_kind.get_or_insert(kind);
-        if kind != Kind::Tag {
-            break;
-        }
-        let tag = gix::objs::TagRef::from_bytes(&data, gix::hash::Kind::Sha1).map_err(|e| {
-            TransferError::BadObject {
-                peer,
-                oid: id,
-                reason: format!("tag does not parse: {e:?}"),
-            }
-        })?;
-        let (target, target_kind) = (tag.target(), tag.target_kind);
-        tags.push(data);
-        if target_kind != Kind::Tag {
-            break;
-        }
-        if tags.len() >= MAX_TAG_CHAIN {
-            return Err(TransferError::BadObject {
-                peer,
-                oid: ctx.new,
-                reason: format!("tag chain longer than {MAX_TAG_CHAIN}"),
-            });
-        }
-        id = target;
-    }
-    ctx.new_kind = first_kind.unwrap_or(Kind::Commit);
+    let (kind, tags) = conn.want_tag_chain(ctx.new).await?;
+    ctx.new_kind = kind;
 
     // Stage 2: decide.
     let decision = gate.decide(&ctx, &tags);
@@ -849,26 +887,15 @@ pub async fn fetch_ref(
         });
     }
 
-    // Stage 3: the pack, with our tips as haves.
-    let store2 = store.clone();
-    let haves: Vec<ObjectId> = tokio::task::spawn_blocking(move || store2.refs())
-        .await
-        .map_err(|e| TransferError::Join(e.to_string()))??
-        .into_values()
-        .take(MAX_HAVES)
-        .collect();
-    let (file, _) = conn.want_pack(&[ctx.new], &haves, limits).await?;
-    let store2 = store.clone();
+    // Stage 3: the pack, with our tips as haves, then the compare-and-swap.
+    let q = conn
+        .want_pack_quarantined(store, &[ctx.new], limits)
+        .await?;
     let (name, old, new) = (ctx.ref_name.clone(), ctx.old, ctx.new);
-    let objects = tokio::task::spawn_blocking(move || -> Result<u32, StoreError> {
-        let mut reader = std::io::BufReader::new(file);
-        let q = store2.receive_pack(&mut reader, &[new], limits)?;
-        let objects = q.objects;
-        q.commit(&name, old, new)?;
-        Ok(objects)
-    })
-    .await
-    .map_err(|e| TransferError::Join(e.to_string()))??;
+    let objects = q.objects;
+    tokio::task::spawn_blocking(move || q.commit(&name, old, new))
+        .await
+        .map_err(|e| TransferError::Join(e.to_string()))??;
     info!(repo = %ctx.repo, r#ref = %ctx.ref_name, new = %ctx.new, objects, "ref updated");
     Ok(FetchOutcome {
         decision,

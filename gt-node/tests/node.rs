@@ -190,3 +190,67 @@ async fn many_refs_go_through_a_verified_manifest() {
     assert_eq!(Repo::open(&b_repo).unwrap().refs().unwrap().len(), 41);
     fsck(&b_repo);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_helper_lists_only_gated_refs_and_fetches_them() {
+    use gt_node::remote_helper::{self, HelperConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    make_source(&src);
+    let net = gt_node::dht::testnet(8).await.unwrap();
+    let now = 1_700_000_000;
+    let a = node(&tmp.path().join("a"), &net.bootstrap).await;
+    a.share(&src, "demo", now).await.unwrap();
+    let url = format!("gittorrent://{}/demo", hex::encode(a.public_key()));
+
+    // A fresh clone target, as `git clone` prepares it before running the helper.
+    let dst = tmp.path().join("clone");
+    std::fs::create_dir_all(&dst).unwrap();
+    git(&dst, &["init", "-q"]);
+    let cfg = HelperConfig {
+        bootstrap: net.bootstrap.clone(),
+        dht_bind: std::net::Ipv4Addr::LOCALHOST,
+        now,
+        limits: gt_node::store::PackLimits::default(),
+    };
+    let v2 = rev(&src, "refs/tags/v2");
+    let input = format!("capabilities\nlist\nfetch {v2} refs/tags/v2\n\n\n");
+    let mut out = Vec::new();
+    remote_helper::run(
+        input.as_bytes(),
+        &mut out,
+        &dst.join(".git"),
+        &url,
+        &cfg,
+        &MessageGate,
+    )
+    .await
+    .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    // Capabilities, then only the gated ref, then the fetch's blank line.
+    assert_eq!(
+        out,
+        format!("fetch\noption\n\n{v2} refs/tags/v2\n\n\n"),
+        "{out}"
+    );
+    // The objects are there; git's own ref update (simulated here) gives an fsck-clean repo.
+    git(&dst, &["cat-file", "-e", &format!("{v2}^{{commit}}")]);
+    git(&dst, &["update-ref", "refs/tags/v2", &v2.to_string()]);
+    fsck(&dst);
+    // Asking for a ref that was not listed (rejected by the gate) fails.
+    let v1 = rev(&src, "refs/tags/v1");
+    let input = format!("list\nfetch {v1} refs/tags/v1\n\n");
+    let r = remote_helper::run(
+        input.as_bytes(),
+        Vec::new(),
+        &dst.join(".git"),
+        &url,
+        &cfg,
+        &MessageGate,
+    )
+    .await;
+    assert!(r.is_err());
+    assert!(remote_helper::parse_url("gittorrent://zz/demo").is_err());
+    assert!(remote_helper::parse_url("https://x/y").is_err());
+}

@@ -91,9 +91,9 @@ git_each() { local repo=$1; shift; for t in "$@"; do git -C "$repo" verify-tag "
 
 # Sanity: gt's verdicts on the real tags (70 results expected).
 "$GT" verify-tag --repo "$WORK/real" --keyring "$FIX/junio-gpg-pub.asc" --json "${REAL[@]}" > "$WORK/real.json" || true
-echo "real tags: $(wc -l < "$WORK/real.json") results; good signatures: $(grep -o '"status":"good"' "$WORK/real.json" | wc -l)"
+echo "real tags: $(wc -l < "$WORK/real.json") results, $(grep -c '"verified":true' "$WORK/real.json") verified; good signatures: $(grep -o '"status":"good"' "$WORK/real.json" | wc -l)"
 "$GT" verify-tag --repo "$WORK/gen" --keyring "$WORK/gen.asc" --json "${GEN[@]}" > "$WORK/gen.json" || true
-echo "generated tags: $(wc -l < "$WORK/gen.json") results; good signatures: $(grep -o '"status":"good"' "$WORK/gen.json" | wc -l) of $((3 * N))"
+echo "generated tags: $(wc -l < "$WORK/gen.json") results, $(grep -c '"verified":true' "$WORK/gen.json") verified; good signatures: $(grep -o '"status":"good"' "$WORK/gen.json" | wc -l) of $((3 * N))"
 
 gt_real=$(median "$GT" verify-tag --repo "$WORK/real" --keyring "$FIX/junio-gpg-pub.asc" "${REAL[@]}")
 git_real=$(RUNS=1 median git_each "$WORK/real" "${REAL[@]}")

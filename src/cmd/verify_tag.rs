@@ -227,6 +227,18 @@ fn json(label: &str, report: &TagReport) -> serde_json::Value {
             v
         })
         .collect();
+    // Levels without their signatures: those are listed once above, each with its level.
+    let levels: Vec<serde_json::Value> = report
+        .levels
+        .iter()
+        .map(|l| {
+            let mut v = serde_json::to_value(l).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("signatures");
+            }
+            v
+        })
+        .collect();
     let outer = report.levels.first();
     serde_json::json!({
         "tag": label,
@@ -235,7 +247,7 @@ fn json(label: &str, report: &TagReport) -> serde_json::Value {
         "verified": report.is_verified(),
         "signers": report.signers(),
         "signatures": signatures,
-        "levels": report.levels,
+        "levels": levels,
         "error": failure(report),
     })
 }

@@ -41,9 +41,10 @@ pub enum Status {
     /// The certificate or the signing key is revoked (a hard revocation at any time, a soft
     /// one — superseded, retired — before the signature was made).
     RevokedKey,
-    /// Mathematically valid, but `StandardPolicy` refuses an algorithm involved: the
-    /// signature's hash (e.g. SHA-1), the key's algorithm or size (e.g. RSA-1024), or the hash of
-    /// the self-signature binding the key. The report's detail names which.
+    /// The policy refuses an algorithm involved: the signature's hash (e.g. SHA-1; then the
+    /// public-key operation is not even done, as the signature could never count), or — for a
+    /// mathematically valid signature — the key's algorithm or size (e.g. RSA-1024) or the hash
+    /// of the self-signature binding the key. The report's detail names which.
     WeakAlgorithm,
     /// The key is bound to the certificate but not marked for signing.
     NotSigningCapable,
@@ -107,7 +108,9 @@ pub struct SignatureReport {
     /// The fingerprint of the key (primary or subkey) that made the signature, when it verified.
     pub key: Option<String>,
     /// The signer principal (primary key), when the signature verified mathematically with a
-    /// key from the keyring (statuses good, expired-key, revoked-key, weak-algorithm, ...).
+    /// key from the keyring (statuses good, expired-key, revoked-key, not-signing-capable, ...).
+    /// For `weak-algorithm` because of the signature's own hash (SHA-1), it is the certificate
+    /// the issuer names, and the signature was not checked (see `detail`).
     pub signer: Option<Principal>,
     /// The signature's creation time, seconds since the Unix epoch.
     pub created: Option<i64>,
@@ -526,8 +529,8 @@ impl<'k> Verifier<'k> {
     /// Judge one signature over `msg`. `content` is the plain tag content when the signature is
     /// in a later onion block (to recognise independently appended blocks, a refused layout).
     ///
-    /// Order: form (issuer, creation time, binary type) → issuer lookup → public-key operation
-    /// → signature hash policy → signature liveness → certificate revocation → key binding at
+    /// Order: form (issuer, creation time, binary type) → issuer lookup → signature hash
+    /// policy → public-key operation → signature liveness → certificate revocation → key binding at
     /// creation time → certificate and key liveness → key revocation → signing capability.
     /// A failure after the public-key operation that disappears when every algorithm is allowed
     /// is reported as `WeakAlgorithm`.
@@ -586,6 +589,26 @@ impl<'k> Verifier<'k> {
         if candidates.is_empty() {
             report.status = Status::UnknownKey;
             report.detail = Some("no key in the keyring matches the issuer".to_owned());
+            return report;
+        }
+
+        // A hash the policy refuses (SHA-1, MD5) settles the verdict before any public-key
+        // operation: such a signature can never count, and with a collision-broken hash a
+        // "valid" result would not even prove that the key holder signed *these* bytes. The
+        // signer reported is the certificate the issuer names (checked: no; said so in detail).
+        if let Err(e) = self
+            .policy
+            .signature(sig, HashAlgoSecurity::CollisionResistance)
+            && let Some((cert, fpr)) = candidates.first()
+        {
+            report.status = Status::WeakAlgorithm;
+            report.key = Some(fpr.to_hex());
+            report.signer = Some(Principal::from_fingerprint(&cert.fingerprint()));
+            report.detail = Some(format!(
+                "{} signature refused by the algorithm policy (the issuer's certificate is \
+                 named, the signature itself was not checked): {e:#}",
+                sig.hash_algo()
+            ));
             return report;
         }
 

@@ -3,6 +3,8 @@
 //! revoked signers, the tag-name/ref mismatch, tag retargeting, the repository's own policy and
 //! its updates, and the exit statuses.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

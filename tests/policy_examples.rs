@@ -5,6 +5,8 @@
 //! policy set is run through `gt policy check --json` and its decision for every ref compared
 //! with the table below. The test fails if a file in policies/ is not part of some set.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

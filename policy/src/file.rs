@@ -408,3 +408,83 @@ fn lic_attrs(l: &Licensees, out: &mut Vec<String>) {
         Licensees::KOf { principals, .. } => principals.iter().for_each(|e| str_attrs(e, out)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: &str = "Authorizer: \"POLICY\"\nLicensees: \"a\"\n";
+
+    #[test]
+    fn assertions_keep_their_lines_and_comment_blocks_are_skipped() {
+        let text =
+            format!("# header\n# more\n\n{ROOT}\n\n\n# c\nAuthorizer: \"b\"\nLicensees: \"c\"\n");
+        let f = PolicyFile::parse("f.kn", &text).unwrap();
+        let lines: Vec<usize> = f.assertions.iter().map(|a| a.origin.line).collect();
+        assert_eq!(lines, [4, 9]);
+        assert!(f.assertions[0].is_policy && !f.assertions[1].is_policy);
+        assert_eq!(f.assertions[1].origin.to_string(), "f.kn:9");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_absolute_line() {
+        let text = format!("{ROOT}\nAuthorizer: \"POLICY\"\nConditions: a == ;\n");
+        let e = PolicyFile::parse("f.kn", &text).unwrap_err();
+        assert!(e.to_string().starts_with("f.kn:5: Conditions field"), "{e}");
+        let text = format!("{ROOT}\nAuthorizer: \"POLICY\"\nBogus: 1\n");
+        let e = PolicyFile::parse("f.kn", &text).unwrap_err();
+        assert!(e.to_string().starts_with("f.kn:5: unknown field"), "{e}");
+        // Lenient parsing keeps the good assertions.
+        let (f, errors) = PolicyFile::parse_lenient("f.kn", &text).unwrap();
+        assert_eq!((f.assertions.len(), errors.len()), (1, 1));
+        assert!(matches!(
+            PolicyFile::parse("f.kn", "# only a comment\n"),
+            Err(LoadError::Empty { .. })
+        ));
+    }
+
+    #[test]
+    fn size_and_count_limits_hold_at_the_boundary() {
+        // The filler is a separate comment block, so only the size is at stake.
+        let mut text = format!("{ROOT}\n");
+        text.push_str(&"#".repeat(MAX_POLICY_FILE_BYTES - text.len()));
+        assert!(PolicyFile::parse_lenient("f", &text).is_ok());
+        text.push('#');
+        assert!(matches!(
+            PolicyFile::parse_lenient("f", &text),
+            Err(LoadError::TooLarge { .. })
+        ));
+        let many = "Authorizer: \"a\"\n\n".repeat(MAX_ASSERTIONS_PER_FILE);
+        assert!(PolicyFile::parse_lenient("f", &many).is_ok());
+        let more = format!("{many}Authorizer: \"a\"\n");
+        assert!(matches!(
+            PolicyFile::parse_lenient("f", &more),
+            Err(LoadError::TooManyAssertions { .. })
+        ));
+    }
+
+    #[test]
+    fn attributes_used_skips_constants_and_specials() {
+        let a = Assertion::parse(
+            "Authorizer: \"POLICY\"\nLocal-Constants: K = \"x\"\nLicensees: K || who\n\
+             Conditions: ref == K && @tag_time > 3 && _MIN_TRUST == \"\" -> { refx ~= \"y\"; };\n",
+        )
+        .unwrap();
+        assert_eq!(attributes_used(&a), ["ref", "refx", "tag_time", "who"]);
+    }
+
+    #[test]
+    fn hostile_input_does_not_panic() {
+        for s in [
+            "",
+            "\n\n\n",
+            "Authorizer",
+            "Authorizer: \"POLICY\"\nConditions: ((((((((((",
+            "Authorizer: \"x\"\nSignature: \"sig-openpgp-base64:AAAA\"\n",
+            "\u{0}\n\nAuthorizer: \"x\"",
+        ] {
+            crate::fuzz_policy_file(s.as_bytes());
+        }
+        crate::fuzz_policy_file(&[0xff, 0xfe]);
+    }
+}

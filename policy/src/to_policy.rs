@@ -138,3 +138,41 @@ pub fn keyring_policy(keyring: &Keyring, opts: &ToPolicy<'_>) -> Result<String, 
     );
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_escapes_quotes_and_backslashes() {
+        assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
+        let lit = keynote::parser::parse_str_expr(&quote("^refs/tags/v[0-9]\\.")).unwrap();
+        assert_eq!(
+            lit,
+            keynote::ast::StrExpr::Lit("^refs/tags/v[0-9]\\.".to_owned())
+        );
+    }
+
+    #[test]
+    fn empty_keyring_and_bad_arguments_are_refused() {
+        let k = Keyring::new();
+        let opts = ToPolicy {
+            threshold: 1,
+            ref_pattern: None,
+            value: Decision::Accept,
+            source: "x",
+        };
+        assert!(matches!(
+            keyring_policy(&k, &opts),
+            Err(ToPolicyError::EmptyKeyring)
+        ));
+        let reject = ToPolicy {
+            value: Decision::Reject,
+            ..opts.clone()
+        };
+        assert!(matches!(
+            keyring_policy(&k, &reject),
+            Err(ToPolicyError::Value)
+        ));
+    }
+}

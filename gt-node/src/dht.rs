@@ -198,6 +198,33 @@ impl DhtNode {
         }
     }
 
+    /// Put an item exactly as its publisher signed it (a propagating node keeping it alive).
+    /// The signature is checked by the storing nodes; the size is checked here first.
+    pub async fn put_signed_item(
+        &self,
+        publisher: &[u8; 32],
+        repo: &str,
+        value: &[u8],
+        seq: i64,
+        signature: &[u8; 64],
+    ) -> Result<u32, DhtError> {
+        announce::check_value_size(value)?;
+        let salt = announce::salt(repo)?;
+        let item =
+            MutableItem::new_signed_unchecked(*publisher, *signature, value, seq, Some(&salt));
+        match bounded("put signed item", self.dht.put_mutable(item, None)).await? {
+            Ok(outcome) => Ok(outcome.stored_at),
+            Err(PutMutableError::Concurrency(c)) => Err(DhtError::Stale {
+                seq,
+                reason: c.to_string(),
+            }),
+            Err(PutMutableError::Query(q)) => Err(DhtError::Query {
+                operation: "put signed item",
+                reason: q.to_string(),
+            }),
+        }
+    }
+
     /// The most recent item for `repo` of `publisher` (signature and target already verified by
     /// mainline), or `None` if no node has one.
     pub async fn get_item(

@@ -120,6 +120,21 @@ pub struct FollowedRepo {
     /// Refs whose last decision was reject: ref → oid (hex); not fetched again for that oid.
     #[serde(default)]
     pub rejected: BTreeMap<String, String>,
+    /// The publisher's last fully handled DHT item, as signed by the publisher: a propagating
+    /// node re-puts it so the item outlives the publisher's absence.
+    #[serde(default)]
+    pub item: Option<SignedItem>,
+}
+
+/// A BEP 44 item as the publisher signed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedItem {
+    /// Sequence number.
+    pub seq: i64,
+    /// Value, hex.
+    pub value: String,
+    /// Ed25519 signature, hex.
+    pub signature: String,
 }
 
 /// `state.json`.
@@ -600,6 +615,7 @@ impl Node {
                 last_seq: None,
                 propagated: BTreeMap::new(),
                 rejected: BTreeMap::new(),
+                item: None,
             });
         })
     }
@@ -716,6 +732,11 @@ impl Node {
             .retain(|r, oid| current.get(r).map(|o| o.to_string()).as_ref() == Some(oid));
         if all_done {
             f.last_seq = Some(item.seq());
+            f.item = Some(SignedItem {
+                seq: item.seq(),
+                value: hex::encode(item.value()),
+                signature: hex::encode(item.signature()),
+            });
         }
         self.serve_followed(publisher, name, &repo, &f)?;
         let propagating = !f.propagated.is_empty();
@@ -802,6 +823,38 @@ impl Node {
         Err(last)
     }
 
+    /// Re-put the publisher-signed items of the followed repositories this node propagates
+    /// (BEP 44 lets anyone store an item signed by its owner). Returns how many were stored;
+    /// a newer item already in the DHT is not an error.
+    pub async fn republish_followed(&self) -> usize {
+        let mut stored = 0;
+        for (id, f) in self.state_snapshot().followed {
+            let (Some(item), false) = (&f.item, f.propagated.is_empty()) else {
+                continue;
+            };
+            let Ok((publisher, name)) = parse_repo_ref(&id) else {
+                continue;
+            };
+            let (Ok(value), Ok(sig)) = (hex::decode(&item.value), hex::decode(&item.signature))
+            else {
+                continue;
+            };
+            let Ok(sig) = <[u8; 64]>::try_from(sig) else {
+                continue;
+            };
+            match self
+                .dht
+                .put_signed_item(&publisher, &name, &value, item.seq, &sig)
+                .await
+            {
+                Ok(_) => stored += 1,
+                Err(DhtError::Stale { .. }) => {}
+                Err(e) => warn!(repo = %id, error = %e, "re-putting the publisher's item failed"),
+            }
+        }
+        stored
+    }
+
     /// One round of duties: republish shared repositories when due, poll followed ones.
     pub async fn tick(
         &self,
@@ -811,6 +864,7 @@ impl Node {
         let state = self.state_snapshot();
         let mut out = Vec::new();
         if republish {
+            self.republish_followed().await;
             for name in state.shared.keys() {
                 if let Err(e) = self.publish(name, now).await {
                     warn!(repo = %name, error = %e, "republish failed");

@@ -113,6 +113,8 @@ async fn share_follow_propagate_and_restart() {
         "{peers:?}"
     );
 
+    // B keeps A's signed item alive by re-putting it as A signed it.
+    assert_eq!(b.republish_followed().await, 1);
     // A goes away; C follows and gets v2 from B.
     drop(a);
     let c_dir = tmp.path().join("c");

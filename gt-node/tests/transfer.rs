@@ -160,6 +160,11 @@ async fn rejected_ref_costs_only_the_tag_object() {
     let mut conn = transfer::connect(addr, &publisher(), "demo", None)
         .await
         .unwrap();
+    let hello = conn.traffic;
+    eprintln!(
+        "HELLO exchange: sent {} B, received {} B",
+        hello.bytes_out, hello.bytes_in
+    );
     let out = transfer::fetch_ref(
         &mut conn,
         &dst,

@@ -1,4 +1,10 @@
-//! Parsing of KeyNote's expression languages: pest (keynote.pest) in, typed AST (ast.rs) out.
+//! Parsing of KeyNote's expression languages: pest in, typed AST (ast.rs) out.
+//!
+//! Conditions, Licensees and Authorizer text is first cut into tokens by a small hand-written
+//! lexer (strings with escapes and continuations, comments, names, numbers, operators); the
+//! token codes, one character each, are then parsed by the pest grammar in tokens.pest. The
+//! remaining small languages (Local-Constants, KeyNote-Version, the CLI's environment file)
+//! are parsed by keynote.pest directly.
 //!
 //! Each entry point checks the input length and bracket nesting *before* pest runs, so that
 //! pest's recursive descent and our conversion (which recurse once per bracket level) stay
@@ -17,12 +23,20 @@ use std::ops::Range;
 use thiserror::Error;
 
 mod grammar {
-    //! The pest-generated parser; private so that no pest type leaves this module.
+    //! The pest-generated text-level parser; private so that no pest type leaves this module.
     #[derive(pest_derive::Parser)]
     #[grammar = "keynote.pest"]
     pub(crate) struct KeyNoteParser;
 }
 use grammar::{KeyNoteParser, Rule};
+
+mod token_grammar {
+    //! The pest-generated parser over token codes; private like `grammar`.
+    #[derive(pest_derive::Parser)]
+    #[grammar = "tokens.pest"]
+    pub(crate) struct TokenParser;
+}
+use token_grammar::{Rule as T, TokenParser};
 
 /// Why an expression (a field value or an environment file) could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -69,13 +83,6 @@ pub enum ExprErrorKind {
 impl ExprError {
     fn new(kind: ExprErrorKind, span: Range<usize>) -> Self {
         ExprError { kind, span }
-    }
-    fn at(kind: ExprErrorKind, pair: &Pair<'_, Rule>) -> Self {
-        let s = pair.as_span();
-        ExprError::new(kind, s.start()..s.end())
-    }
-    fn ty(msg: &'static str, pair: &Pair<'_, Rule>) -> Self {
-        ExprError::at(ExprErrorKind::Type(msg), pair)
     }
 }
 
@@ -165,15 +172,212 @@ fn from_pest(e: &pest::error::Error<Rule>, src: &str) -> ExprError {
     ExprError::new(kind, span)
 }
 
+// ------------------------------------------------------------------ lexer
+
+/// Which language a token stream is for: in Conditions `true`/`false` are keywords; in
+/// Licensees and Authorizer they are names, and `K-of` is a token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Conditions,
+    Principals,
+}
+
+/// A token stream: one code character per token (see tokens.pest) and each token's bytes.
+struct Cx<'s> {
+    src: &'s str,
+    codes: String,
+    spans: Vec<Range<usize>>,
+}
+
+impl<'s> Cx<'s> {
+    /// The source text of the token at code position `i`.
+    fn text(&self, i: usize) -> &'s str {
+        self.spans
+            .get(i)
+            .and_then(|r| self.src.get(r.clone()))
+            .unwrap_or("")
+    }
+
+    /// The byte span covered by code positions `a..b`.
+    fn bytes(&self, a: usize, b: usize) -> Range<usize> {
+        let end = self.src.len();
+        let start = self.spans.get(a).map_or(end, |r| r.start);
+        let stop = if b > a {
+            self.spans.get(b - 1).map_or(end, |r| r.end)
+        } else {
+            start
+        };
+        start..stop
+    }
+
+    fn err(&self, kind: ExprErrorKind, pair: &Pair<'_, T>) -> ExprError {
+        let s = pair.as_span();
+        ExprError::new(kind, self.bytes(s.start(), s.end()))
+    }
+
+    fn ty(&self, msg: &'static str, pair: &Pair<'_, T>) -> ExprError {
+        self.err(ExprErrorKind::Type(msg), pair)
+    }
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Cut `src` into tokens (RFC 2704 4.2: whitespace is space, TAB and newline; `#` starts a
+/// comment to the end of the line outside strings).
+fn lex(src: &str, mode: Mode) -> Result<Cx<'_>> {
+    precheck(src)?;
+    let b = src.as_bytes();
+    let mut codes = String::with_capacity(src.len() / 3);
+    let mut spans = Vec::with_capacity(src.len() / 3);
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let start = i;
+        let code = match c {
+            b' ' | b'\t' | b'\n' => {
+                i += 1;
+                continue;
+            }
+            b'#' => {
+                while b.get(i).is_some_and(|c| *c != b'\n') {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                loop {
+                    match b.get(i) {
+                        None => {
+                            return Err(ExprError::new(syntax("closing quote"), start..src.len()));
+                        }
+                        Some(b'\\') => i += 2,
+                        Some(b'"') => break,
+                        Some(_) => i += 1,
+                    }
+                }
+                i += 1;
+                's'
+            }
+            b'0'..=b'9' => {
+                while b.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+                if mode == Mode::Principals && b.get(i..i + 3) == Some(b"-of") {
+                    i += 3;
+                    '#'
+                } else if b.get(i) == Some(&b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                    while b.get(i).is_some_and(u8::is_ascii_digit) {
+                        i += 1;
+                    }
+                    'd'
+                } else {
+                    'i'
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                while b.get(i).is_some_and(|c| is_ident(*c)) {
+                    i += 1;
+                }
+                let word = src.get(start..i).unwrap_or("");
+                match mode {
+                    Mode::Conditions if word.eq_ignore_ascii_case("true") => 't',
+                    Mode::Conditions if word.eq_ignore_ascii_case("false") => 'f',
+                    _ => 'n',
+                }
+            }
+            _ => {
+                let two = b.get(i..i + 2).unwrap_or(&[]);
+                let (code, len) = match two {
+                    b"||" => ('O', 2),
+                    b"&&" => ('A', 2),
+                    b"==" => ('E', 2),
+                    b"!=" => ('N', 2),
+                    b"<=" => ('P', 2),
+                    b">=" => ('H', 2),
+                    b"~=" => ('X', 2),
+                    b"->" => ('>', 2),
+                    _ => match c {
+                        b'<' => ('L', 1),
+                        b'>' => ('G', 1),
+                        b'+' => ('S', 1),
+                        b'-' => ('M', 1),
+                        b'.' => ('C', 1),
+                        b'*' => ('T', 1),
+                        b'/' => ('D', 1),
+                        b'%' => ('R', 1),
+                        b'^' => ('W', 1),
+                        b'!' => ('!', 1),
+                        b'@' => ('@', 1),
+                        b'&' => ('&', 1),
+                        b'$' => ('$', 1),
+                        b'(' => ('(', 1),
+                        b')' => (')', 1),
+                        b'{' => ('{', 1),
+                        b'}' => ('}', 1),
+                        b';' => (';', 1),
+                        b',' => (',', 1),
+                        _ => {
+                            let end = src
+                                .get(i..)
+                                .and_then(|r| r.chars().next())
+                                .map_or(i + 1, |ch| i + ch.len_utf8());
+                            return Err(ExprError::new(syntax("a token"), i..end));
+                        }
+                    },
+                };
+                i += len;
+                code
+            }
+        };
+        codes.push(code);
+        spans.push(start..i);
+    }
+    Ok(Cx { src, codes, spans })
+}
+
+fn run_tokens<'c>(rule: T, cx: &'c Cx<'_>) -> Result<Pair<'c, T>> {
+    match TokenParser::parse(rule, &cx.codes) {
+        Ok(mut pairs) => pairs
+            .next()
+            .ok_or_else(|| ExprError::new(syntax("input"), 0..cx.src.len())),
+        Err(e) => {
+            use pest::error::{ErrorVariant, InputLocation};
+            let pos = match e.location {
+                InputLocation::Pos(p) | InputLocation::Span((p, _)) => p,
+            };
+            let kind = match &e.variant {
+                ErrorVariant::ParsingError { positives, .. } => {
+                    let names: Vec<String> = positives.iter().map(|r| format!("{r:?}")).collect();
+                    syntax(&names.join(", "))
+                }
+                ErrorVariant::CustomError { message } => {
+                    if message.contains("call limit") || message.contains("stack limit") {
+                        ExprErrorKind::TooComplex
+                    } else {
+                        syntax(message)
+                    }
+                }
+            };
+            let at = cx.spans.get(pos).map_or(cx.src.len(), |r| r.start);
+            let end = cx.spans.get(pos).map_or(cx.src.len(), |r| r.end);
+            Err(ExprError::new(kind, at..end.max(at)))
+        }
+    }
+}
+
 // ------------------------------------------------------------------ public entry points
 
 /// Parse a Conditions field value (RFC 2704 4.6.5). Empty text gives no clauses.
 pub fn parse_conditions(src: &str) -> Result<Conditions> {
-    let top = run(Rule::conditions, src)?;
+    let cx = lex(src, Mode::Conditions)?;
+    let top = run_tokens(T::conditions, &cx)?;
     let mut clauses = Vec::new();
     for p in top.into_inner() {
-        if p.as_rule() == Rule::clause {
-            clauses.push(clause(p)?);
+        if p.as_rule() == T::clause {
+            clauses.push(clause(p, &cx)?);
         }
     }
     Ok(Conditions { clauses })
@@ -181,18 +385,20 @@ pub fn parse_conditions(src: &str) -> Result<Conditions> {
 
 /// Parse a Licensees field value (RFC 2704 4.6.4); `None` when it is empty.
 pub fn parse_licensees(src: &str) -> Result<Option<Licensees>> {
-    let top = run(Rule::licensees, src)?;
-    match top.into_inner().find(|p| p.as_rule() == Rule::lic_or) {
-        Some(p) => lic_or(p).map(Some),
+    let cx = lex(src, Mode::Principals)?;
+    let top = run_tokens(T::licensees, &cx)?;
+    match top.into_inner().find(|p| p.as_rule() == T::lic_or) {
+        Some(p) => lic_or(p, &cx).map(Some),
         None => Ok(None),
     }
 }
 
 /// Parse a string expression standing alone (the Authorizer field, RFC 2704 4.6.3).
 pub fn parse_str_expr(src: &str) -> Result<StrExpr> {
-    let top = run(Rule::authorizer, src)?;
-    let inner = first(top, Rule::str_expr)?;
-    str_expr(inner)
+    let cx = lex(src, Mode::Principals)?;
+    let top = run_tokens(T::authorizer, &cx)?;
+    let inner = tfirst(top, &cx)?;
+    str_expr(inner, &cx)
 }
 
 /// Parse a Local-Constants field value into `(name, value)` pairs in order (RFC 2704
@@ -247,42 +453,33 @@ pub(crate) fn parse_env_assignments(src: &str) -> Result<Vec<(String, String, Ra
 
 // ------------------------------------------------------------------ conversion helpers
 
-fn first(pair: Pair<'_, Rule>, rule: Rule) -> Result<Pair<'_, Rule>> {
-    let span = pair.as_span().start()..pair.as_span().end();
-    pair.into_inner()
-        .find(|p| p.as_rule() == rule)
-        .ok_or_else(|| ExprError::new(syntax(&format!("{rule:?}")), span))
-}
-
-fn only(pair: Pair<'_, Rule>) -> Result<Pair<'_, Rule>> {
-    let span = pair.as_span().start()..pair.as_span().end();
+fn tfirst<'c>(pair: Pair<'c, T>, cx: &Cx<'_>) -> Result<Pair<'c, T>> {
+    let whole = pair.clone();
     pair.into_inner()
         .next()
-        .ok_or_else(|| ExprError::new(syntax("expression"), span))
+        .ok_or_else(|| cx.err(syntax("expression"), &whole))
 }
 
-fn clause(pair: Pair<'_, Rule>) -> Result<Clause> {
+fn clause(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<Clause> {
     let whole = pair.clone();
     let mut it = pair.into_inner();
-    let t = it
-        .next()
-        .ok_or_else(|| ExprError::at(syntax("test"), &whole))?;
-    let test = match expr(t.clone())? {
+    let t = it.next().ok_or_else(|| cx.err(syntax("test"), &whole))?;
+    let test = match expr(t.clone(), cx)? {
         Val::Bool(b) => b,
-        _ => return Err(ExprError::ty("a clause test must be a test", &t)),
+        _ => return Err(cx.ty("a clause test must be a test", &t)),
     };
     let value = match it.next() {
         None => ClauseValue::Max,
-        Some(p) if p.as_rule() == Rule::block => {
+        Some(p) if p.as_rule() == T::block => {
             let mut clauses = Vec::new();
             for c in p.into_inner() {
-                clauses.push(clause(c)?);
+                clauses.push(clause(c, cx)?);
             }
             ClauseValue::Block(clauses)
         }
-        Some(p) => match expr(p.clone())? {
+        Some(p) => match expr(p.clone(), cx)? {
             Val::Str(s) => ClauseValue::Value(s),
-            _ => return Err(ExprError::ty("a clause value must be a string", &p)),
+            _ => return Err(cx.ty("a clause value must be a string", &p)),
         },
     };
     Ok(Clause { test, value })
@@ -307,23 +504,24 @@ enum Op {
 }
 
 impl Op {
-    fn parse(s: &str) -> Op {
+    /// The operator of an infix token code (see tokens.pest).
+    fn from_code(s: &str) -> Op {
         match s {
-            "||" => Op::Or,
-            "&&" => Op::And,
-            "==" => Op::Cmp(Some(CmpOp::Eq)),
-            "!=" => Op::Cmp(Some(CmpOp::Ne)),
-            "<" => Op::Cmp(Some(CmpOp::Lt)),
-            "<=" => Op::Cmp(Some(CmpOp::Le)),
-            ">" => Op::Cmp(Some(CmpOp::Gt)),
-            ">=" => Op::Cmp(Some(CmpOp::Ge)),
-            "~=" => Op::Cmp(None),
-            "." => Op::Concat,
-            "+" => Op::Arith(ArithOp::Add),
-            "-" => Op::Arith(ArithOp::Sub),
-            "*" => Op::Arith(ArithOp::Mul),
-            "/" => Op::Arith(ArithOp::Div),
-            "%" => Op::Arith(ArithOp::Rem),
+            "O" => Op::Or,
+            "A" => Op::And,
+            "E" => Op::Cmp(Some(CmpOp::Eq)),
+            "N" => Op::Cmp(Some(CmpOp::Ne)),
+            "L" => Op::Cmp(Some(CmpOp::Lt)),
+            "P" => Op::Cmp(Some(CmpOp::Le)),
+            "G" => Op::Cmp(Some(CmpOp::Gt)),
+            "H" => Op::Cmp(Some(CmpOp::Ge)),
+            "X" => Op::Cmp(None),
+            "C" => Op::Concat,
+            "S" => Op::Arith(ArithOp::Add),
+            "M" => Op::Arith(ArithOp::Sub),
+            "T" => Op::Arith(ArithOp::Mul),
+            "D" => Op::Arith(ArithOp::Div),
+            "R" => Op::Arith(ArithOp::Rem),
             _ => Op::Arith(ArithOp::Pow),
         }
     }
@@ -353,31 +551,32 @@ fn arith_level(a: ArithOp) -> u8 {
 
 /// One operand of a flat expression: its prefix operators and its atom.
 struct Item<'i> {
-    prefixes: Vec<Pair<'i, Rule>>,
-    atom: Pair<'i, Rule>,
+    prefixes: Vec<Pair<'i, T>>,
+    atom: Pair<'i, T>,
 }
 
 /// Precedence climbing over `operand (infix operand)*`. Left-associative chains are built
 /// in a loop; recursion goes only as deep as the number of precedence levels (and brackets,
 /// via `atom`), never per operand.
-struct Climber<'i> {
+struct Climber<'i, 'c> {
+    cx: &'c Cx<'c>,
     items: Vec<Item<'i>>,
-    ops: Vec<Pair<'i, Rule>>,
+    ops: Vec<Pair<'i, T>>,
     /// The next item to consume.
     pos: usize,
     /// How many prefixes of `items[pos]` were already consumed (by `!`).
     skip: usize,
 }
 
-fn expr(pair: Pair<'_, Rule>) -> Result<Val> {
+fn expr(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<Val> {
     let whole = pair.clone();
     let mut items = Vec::new();
     let mut ops = Vec::new();
     let mut prefixes = Vec::new();
     for p in pair.into_inner() {
         match p.as_rule() {
-            Rule::prefix => prefixes.push(p),
-            Rule::infix => ops.push(p),
+            T::prefix => prefixes.push(p),
+            T::infix => ops.push(p),
             _ => items.push(Item {
                 prefixes: std::mem::take(&mut prefixes),
                 atom: p,
@@ -385,9 +584,10 @@ fn expr(pair: Pair<'_, Rule>) -> Result<Val> {
         }
     }
     if items.len() != ops.len() + 1 {
-        return Err(ExprError::at(syntax("operand"), &whole));
+        return Err(cx.err(syntax("operand"), &whole));
     }
     let mut c = Climber {
+        cx,
         items,
         ops,
         pos: 0,
@@ -395,16 +595,16 @@ fn expr(pair: Pair<'_, Rule>) -> Result<Val> {
     };
     let v = c.climb(0)?;
     if c.pos != c.items.len() {
-        return Err(ExprError::at(syntax("operator"), &whole));
+        return Err(cx.err(syntax("operator"), &whole));
     }
     Ok(v)
 }
 
-impl<'i> Climber<'i> {
+impl<'i> Climber<'i, '_> {
     fn climb(&mut self, min: u8) -> Result<Val> {
         let mut lhs = self.operand()?;
         while let Some(op_pair) = self.pos.checked_sub(1).and_then(|i| self.ops.get(i)) {
-            let op = Op::parse(op_pair.as_str());
+            let op = Op::from_code(op_pair.as_str());
             let power = op.power();
             if power < min {
                 break;
@@ -412,14 +612,17 @@ impl<'i> Climber<'i> {
             let op_pair = op_pair.clone();
             // Left-associative: the right operand binds strictly tighter.
             let rhs = self.climb(power + 1)?;
-            lhs = combine(op, lhs, rhs, &op_pair)?;
+            lhs = combine(op, lhs, rhs, &op_pair, self.cx)?;
         }
         Ok(lhs)
     }
 
     fn operand(&mut self) -> Result<Val> {
         let Some(item) = self.items.get(self.pos) else {
-            return Err(ExprError::new(syntax("operand"), 0..0));
+            return Err(ExprError::new(
+                syntax("operand"),
+                self.cx.src.len()..self.cx.src.len(),
+            ));
         };
         let prefixes = item.prefixes.get(self.skip..).unwrap_or(&[]);
         let nots = prefixes.iter().take_while(|p| p.as_str() == "!").count();
@@ -437,33 +640,33 @@ impl<'i> Climber<'i> {
                     inner: Box::new(t),
                 })),
                 _ => Err(match at {
-                    Some(p) => ExprError::ty("`!` applies to tests", &p),
+                    Some(p) => self.cx.ty("`!` applies to tests", &p),
                     None => ExprError::new(syntax("test"), 0..0),
                 }),
             };
         }
-        let prefixes: Vec<Pair<'i, Rule>> = prefixes.to_vec();
+        let prefixes: Vec<Pair<'i, T>> = prefixes.to_vec();
         let atom_pair = item.atom.clone();
         self.pos += 1;
         self.skip = 0;
-        let mut v = atom(atom_pair)?;
+        let mut v = atom(atom_pair, self.cx)?;
         for p in prefixes.iter().rev() {
             v = match (p.as_str(), v) {
                 ("$", Val::Str(s)) => Val::Str(deref(1, s)),
                 ("@", Val::Str(s)) => Val::Int(NumExpr::Convert(Box::new(s))),
                 ("&", Val::Str(s)) => Val::Float(NumExpr::Convert(Box::new(s))),
-                ("-", Val::Int(e)) => Val::Int(negate(e)),
-                ("-", Val::Float(e)) => Val::Float(negate(e)),
-                ("-", _) => return Err(ExprError::ty("`-` applies to numbers", p)),
-                ("!", _) => return Err(ExprError::ty("`!` applies to tests", p)),
-                _ => return Err(ExprError::ty("`$`, `@`, `&` apply to strings", p)),
+                ("M", Val::Int(e)) => Val::Int(negate(e)),
+                ("M", Val::Float(e)) => Val::Float(negate(e)),
+                ("M", _) => return Err(self.cx.ty("`-` applies to numbers", p)),
+                ("!", _) => return Err(self.cx.ty("`!` applies to tests", p)),
+                _ => return Err(self.cx.ty("`$`, `@`, `&` apply to strings", p)),
             };
         }
         Ok(v)
     }
 }
 
-fn combine(op: Op, lhs: Val, rhs: Val, at: &Pair<'_, Rule>) -> Result<Val> {
+fn combine(op: Op, lhs: Val, rhs: Val, at: &Pair<'_, T>, cx: &Cx<'_>) -> Result<Val> {
     Ok(match (op, lhs, rhs) {
         (Op::Or, Val::Bool(a), Val::Bool(b)) => Val::Bool(match a {
             Test::Or(mut v) => {
@@ -479,19 +682,19 @@ fn combine(op: Op, lhs: Val, rhs: Val, at: &Pair<'_, Rule>) -> Result<Val> {
             }
             a => Test::And(vec![a, b]),
         }),
-        (Op::Or | Op::And, _, _) => return Err(ExprError::ty("`&&`/`||` join tests", at)),
+        (Op::Or | Op::And, _, _) => return Err(cx.ty("`&&`/`||` join tests", at)),
         (Op::Cmp(None), Val::Str(a), Val::Str(b)) => Val::Bool(Test::Regex(a, b)),
-        (Op::Cmp(None), _, _) => return Err(ExprError::ty("`~=` needs string operands", at)),
+        (Op::Cmp(None), _, _) => return Err(cx.ty("`~=` needs string operands", at)),
         (Op::Cmp(Some(c)), Val::Str(a), Val::Str(b)) => Val::Bool(Test::Str(a, c, b)),
         (Op::Cmp(Some(c)), Val::Int(a), Val::Int(b)) => Val::Bool(Test::Int(a, c, b)),
         (Op::Cmp(Some(CmpOp::Eq | CmpOp::Ne)), Val::Float(_), Val::Float(_)) => {
-            return Err(ExprError::ty(
+            return Err(cx.ty(
                 "floats cannot be compared for equality (RFC 2704 4.6.5)",
                 at,
             ));
         }
         (Op::Cmp(Some(c)), Val::Float(a), Val::Float(b)) => Val::Bool(Test::Float(a, c, b)),
-        (Op::Cmp(_), _, _) => return Err(ExprError::ty("comparison of different types", at)),
+        (Op::Cmp(_), _, _) => return Err(cx.ty("comparison of different types", at)),
         (Op::Concat, Val::Str(a), Val::Str(b)) => Val::Str(match a {
             StrExpr::Concat(mut v) => {
                 v.push(b);
@@ -499,13 +702,13 @@ fn combine(op: Op, lhs: Val, rhs: Val, at: &Pair<'_, Rule>) -> Result<Val> {
             }
             a => StrExpr::Concat(vec![a, b]),
         }),
-        (Op::Concat, _, _) => return Err(ExprError::ty("`.` joins strings", at)),
+        (Op::Concat, _, _) => return Err(cx.ty("`.` joins strings", at)),
         (Op::Arith(ArithOp::Rem), Val::Float(_), Val::Float(_)) => {
-            return Err(ExprError::ty("`%` is not defined on floats", at));
+            return Err(cx.ty("`%` is not defined on floats", at));
         }
         (Op::Arith(o), Val::Int(a), Val::Int(b)) => Val::Int(extend(a, o, b)),
         (Op::Arith(o), Val::Float(a), Val::Float(b)) => Val::Float(extend(a, o, b)),
-        (Op::Arith(_), _, _) => return Err(ExprError::ty("arithmetic on mixed types", at)),
+        (Op::Arith(_), _, _) => return Err(cx.ty("arithmetic on mixed types", at)),
     })
 }
 
@@ -553,59 +756,66 @@ fn negate<T>(e: NumExpr<T>) -> NumExpr<T> {
     }
 }
 
-fn atom(p: Pair<'_, Rule>) -> Result<Val> {
-    match p.as_rule() {
-        Rule::float => p
-            .as_str()
+fn atom(p: Pair<'_, T>, cx: &Cx<'_>) -> Result<Val> {
+    if p.as_rule() == T::paren {
+        let inner = tfirst(p, cx)?;
+        return expr(inner, cx);
+    }
+    let text = cx.text(p.as_span().start());
+    match p.as_str() {
+        "d" => text
             .parse::<f64>()
             .map(|f| Val::Float(NumExpr::Lit(f)))
-            .map_err(|_| ExprError::at(syntax("float"), &p)),
+            .map_err(|_| cx.err(syntax("float"), &p)),
         // Out-of-range literals are kept (saturated) and rejected when evaluated: an
         // integer outside the 32-bit range of RFC 2704 4.4 is a runtime error.
-        Rule::int => Ok(Val::Int(NumExpr::Lit(
-            p.as_str().parse::<i64>().unwrap_or(i64::MAX),
+        "i" => Ok(Val::Int(NumExpr::Lit(
+            text.parse::<i64>().unwrap_or(i64::MAX),
         ))),
-        Rule::string => Ok(Val::Str(StrExpr::Lit(unescape(p.as_str())))),
-        Rule::kw_true => Ok(Val::Bool(Test::True)),
-        Rule::kw_false => Ok(Val::Bool(Test::False)),
-        Rule::cond_name => Ok(Val::Str(StrExpr::Attr(p.as_str().to_owned()))),
-        Rule::paren => expr(only(p)?),
-        _ => Err(ExprError::at(syntax("operand"), &p)),
+        "s" => Ok(Val::Str(StrExpr::Lit(unescape(text)))),
+        "t" => Ok(Val::Bool(Test::True)),
+        "f" => Ok(Val::Bool(Test::False)),
+        "n" => Ok(Val::Str(StrExpr::Attr(text.to_owned()))),
+        _ => Err(cx.err(syntax("operand"), &p)),
     }
 }
 
-fn str_expr(pair: Pair<'_, Rule>) -> Result<StrExpr> {
+fn str_expr(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<StrExpr> {
+    let whole = pair.clone();
     let mut parts = Vec::new();
     for p in pair.into_inner() {
-        if p.as_rule() == Rule::str_unary {
-            parts.push(str_unary(p)?);
+        if p.as_rule() == T::str_unary {
+            parts.push(str_unary(p, cx)?);
         }
     }
     if parts.len() == 1 {
-        parts
-            .pop()
-            .ok_or_else(|| ExprError::new(syntax("string"), 0..0))
+        parts.pop().ok_or_else(|| cx.err(syntax("string"), &whole))
     } else {
         Ok(StrExpr::Concat(parts))
     }
 }
 
-fn str_unary(pair: Pair<'_, Rule>) -> Result<StrExpr> {
+fn str_unary(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<StrExpr> {
+    let whole = pair.clone();
     let mut derefs = 0u32;
     let mut prim = None;
     for p in pair.into_inner() {
         match p.as_rule() {
-            Rule::deref => derefs = derefs.saturating_add(1),
+            T::deref => derefs = derefs.saturating_add(1),
             _ => prim = Some(p),
         }
     }
-    let prim = prim.ok_or_else(|| ExprError::new(syntax("string"), 0..0))?;
-    let p = only(prim)?;
+    let p = prim.ok_or_else(|| cx.err(syntax("string"), &whole))?;
     let base = match p.as_rule() {
-        Rule::string => StrExpr::Lit(unescape(p.as_str())),
-        Rule::name => StrExpr::Attr(p.as_str().to_owned()),
-        Rule::str_expr => str_expr(p)?,
-        _ => return Err(ExprError::at(syntax("string"), &p)),
+        T::str_paren => str_expr(tfirst(p, cx)?, cx)?,
+        _ => {
+            let text = cx.text(p.as_span().start());
+            if p.as_str() == "s" {
+                StrExpr::Lit(unescape(text))
+            } else {
+                StrExpr::Attr(text.to_owned())
+            }
+        }
     };
     Ok(if derefs == 0 {
         base
@@ -614,54 +824,54 @@ fn str_unary(pair: Pair<'_, Rule>) -> Result<StrExpr> {
     })
 }
 
-fn lic_or(pair: Pair<'_, Rule>) -> Result<Licensees> {
+fn lic_or(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<Licensees> {
+    let whole = pair.clone();
     let mut terms = Vec::new();
     for p in pair.into_inner() {
-        terms.push(lic_and(p)?);
+        terms.push(lic_and(p, cx)?);
     }
-    Ok(if terms.len() == 1 {
+    if terms.len() == 1 {
         terms
             .pop()
-            .ok_or_else(|| ExprError::new(syntax("principal"), 0..0))?
+            .ok_or_else(|| cx.err(syntax("principal"), &whole))
     } else {
-        Licensees::Or(terms)
-    })
+        Ok(Licensees::Or(terms))
+    }
 }
 
-fn lic_and(pair: Pair<'_, Rule>) -> Result<Licensees> {
+fn lic_and(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<Licensees> {
+    let whole = pair.clone();
     let mut terms = Vec::new();
     for p in pair.into_inner() {
-        terms.push(lic_atom(p)?);
+        terms.push(lic_atom(p, cx)?);
     }
-    Ok(if terms.len() == 1 {
+    if terms.len() == 1 {
         terms
             .pop()
-            .ok_or_else(|| ExprError::new(syntax("principal"), 0..0))?
+            .ok_or_else(|| cx.err(syntax("principal"), &whole))
     } else {
-        Licensees::And(terms)
-    })
+        Ok(Licensees::And(terms))
+    }
 }
 
-fn lic_atom(pair: Pair<'_, Rule>) -> Result<Licensees> {
-    let p = only(pair)?;
+fn lic_atom(p: Pair<'_, T>, cx: &Cx<'_>) -> Result<Licensees> {
     match p.as_rule() {
-        Rule::lic_or => lic_or(p),
-        Rule::principal => Ok(Licensees::Principal(str_expr(only(p)?)?)),
-        Rule::k_of => {
+        T::lic_paren => lic_or(tfirst(p, cx)?, cx),
+        T::principal => Ok(Licensees::Principal(str_expr(tfirst(p, cx)?, cx)?)),
+        T::k_of => {
             let whole = p.clone();
-            let mut it = p.into_inner();
-            let k_text = it.next().map(|k| k.as_str().to_owned()).unwrap_or_default();
+            let k_text = cx.text(p.as_span().start());
             let k: u64 = k_text.trim_end_matches("-of").parse().unwrap_or(u64::MAX);
             let mut principals = Vec::new();
-            for q in it {
-                principals.push(str_expr(only(q)?)?);
+            for q in p.into_inner() {
+                principals.push(str_expr(tfirst(q, cx)?, cx)?);
             }
             let n = principals.len();
             match u32::try_from(k) {
-                Ok(k) if (k as usize) <= n => Ok(Licensees::KOf { k, principals }),
-                _ => Err(ExprError::at(ExprErrorKind::Threshold { k, n }, &whole)),
+                Ok(k) if k >= 1 && (k as usize) <= n => Ok(Licensees::KOf { k, principals }),
+                _ => Err(cx.err(ExprErrorKind::Threshold { k, n }, &whole)),
             }
         }
-        _ => Err(ExprError::at(syntax("principal"), &p)),
+        _ => Err(cx.err(syntax("principal"), &p)),
     }
 }

@@ -1,0 +1,72 @@
+#!/bin/sh
+# Whole-process benchmarks of `gt keynote` on keynote/benches/perf (see its README), next to
+# the reference KeyNote 2.3 medians measured on the same kind of machine. Builds gt in release
+# mode first. Uses hyperfine when installed (apt install hyperfine), else a timing loop.
+#
+#   scripts/bench-keynote.sh [RUNS]
+set -eu
+runs=${1:-40}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cargo build --release -p gt --manifest-path "$root/Cargo.toml" >&2
+gt="$root/target/release/gt"
+perf="$root/keynote/benches/perf"
+
+# median_ms DIR CMD...: run CMD in DIR $runs times, print the median wall time in ms.
+median_ms() {
+    dir=$1; shift
+    if command -v hyperfine >/dev/null 2>&1; then
+        json=$(mktemp)
+        (cd "$dir" && hyperfine -N --warmup 3 --runs "$runs" --export-json "$json" \
+            "$*" >/dev/null 2>&1)
+        python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$json"
+        rm -f "$json"
+    else
+        (cd "$dir" && for _ in $(seq "$runs"); do
+            s=$(date +%s%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s%N)
+            echo $(( (e - s) / 1000 ))
+        done) | sort -n | awk '{a[NR]=$1} END {printf "%.2f\n", a[int((NR+1)/2)]/1000}'
+    fi
+}
+
+# row NAME REFERENCE DIR ARGS...: one line of the table, with gt's answer.
+row() {
+    name=$1; ref=$2; dir=$3; shift 3
+    answer=$(cd "$dir" && "$gt" keynote "$@" 2>/dev/null | head -1 | sed 's/Query result = //')
+    ms=$(median_ms "$dir" "$gt" keynote "$@")
+    printf '%-4s %-44s %10s ms   reference %-12s answer %s\n' "$name" "$*" "$ms" "$ref" "$answer" |
+        cut -c1-160
+}
+
+echo "gt keynote, whole process, median of $runs runs (reference: KeyNote 2.3, perf/README.md)"
+c="$perf/chain"
+row a  "11.2-11.9" "$c" verify -e env -r false,true -k requester.key $(cat "$c/args.txt")
+row a0 "1.6-1.9" "$c" verify -e env -r false,true -k requester.key -l policy.kn
+s="$perf/chain-signed"
+row "a'" "58-65" "$s" verify -e env -r false,true -k requester.key -l policy.kn $(cat "$s/args.txt")
+k="$perf/clauses"
+row b  "6.1-6.8(v0)" "$k" verify -e env -r v0,v1,v2 -k requester.key -l policy.kn
+row b1 "5.0-5.3" "$k" verify -e env -r v0,v1,v2 -k requester.key -l policy-3331.kn
+row b2 "10.0-10.6" "$k" verify -e env -r v0,v1,v2 -k requester.key -l split-0.kn -l split-1.kn -l split-2.kn -l split-3.kn
+row b3 "9.4-10.0" "$k" verify -e env -r v0,v1,v2 -k requester.key -l policy-or.kn
+row c  "32-44" "$perf/sigver" sigver rsa-1000.kn
+row "c'" "102-111" "$perf/sigver" sigver dsa-1000.kn
+
+# A generated 10,000-link chain (the reference needs 0.64 s: it rescans its hash table).
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+printf 'app_domain = "perf"\n' > "$tmp/env"
+printf '"requester"\n' > "$tmp/requester.key"
+printf 'Authorizer: "POLICY"\nLicensees: "P0"\n' > "$tmp/policy.kn"
+python3 - "$tmp" <<'PY'
+import sys
+d = sys.argv[1]
+n = 10000
+args = ["-l", "policy.kn"]
+for i in range(n):
+    nxt = "requester" if i + 1 == n else "P%d" % (i + 1)
+    open("%s/l%05d.kn" % (d, i), "w").write(
+        'KeyNote-Version: 2\nAuthorizer: "P%d"\nLicensees: "%s"\nConditions: app_domain == "perf";\n' % (i, nxt))
+    args += ["-l", "l%05d.kn" % i]
+open(d + "/args.txt", "w").write(" ".join(args))
+PY
+row L10k "640" "$tmp" verify -e env -r false,true -k requester.key $(cat "$tmp/args.txt")

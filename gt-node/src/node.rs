@@ -1006,3 +1006,78 @@ pub struct FollowedStatus {
 /// Objects a follower may serve for its propagated refs: each ref value and the tags it points
 /// through (plus, via packs, everything they reach: checked by [`Served::allow`]).
 pub type AllowSet = HashSet<ObjectId>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_round_trips_and_rejects_unknown_fields() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dd = DataDir::new(tmp.path().join("node"));
+        assert_eq!(dd.load_config().unwrap(), NodeConfig::default());
+        let cfg = NodeConfig {
+            bootstrap: vec!["127.0.0.1:6000".into()],
+            poll_interval_secs: 30,
+            ..NodeConfig::default()
+        };
+        dd.save_config(&cfg).unwrap();
+        assert_eq!(dd.load_config().unwrap(), cfg);
+        std::fs::write(dd.config(), "bootstrap = []\nbogus = 1\n").unwrap();
+        assert!(matches!(dd.load_config(), Err(NodeError::Parse { .. })));
+        // Defaults never point at a public network: no bootstrap, loopback binds.
+        let d = NodeConfig::default();
+        assert!(d.bootstrap.is_empty() && d.dht_bind.is_loopback() && d.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn key_is_created_once_and_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dd = DataDir::new(tmp.path());
+        let k1 = dd.load_or_create_key().unwrap();
+        let k2 = dd.load_or_create_key().unwrap();
+        assert_eq!(k1.to_bytes(), k2.to_bytes());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dd.key()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(dd.key(), "zz\n").unwrap();
+        assert!(matches!(
+            dd.load_or_create_key(),
+            Err(NodeError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn state_is_replaced_atomically() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dd = DataDir::new(tmp.path());
+        assert_eq!(dd.load_state().unwrap(), State::default());
+        let mut s = State::default();
+        s.shared.insert(
+            "demo".into(),
+            SharedRepo {
+                path: "/x".into(),
+                seq: Some(5),
+            },
+        );
+        dd.save_state(&s).unwrap();
+        // A temporary file left by a writer killed before its rename is ignored.
+        std::fs::write(tmp.path().join(".tmpXYZ"), b"{half").unwrap();
+        assert_eq!(dd.load_state().unwrap(), s);
+        std::fs::write(dd.state(), br#"{"version": 99}"#).unwrap();
+        assert!(matches!(dd.load_state(), Err(NodeError::Parse { .. })));
+    }
+
+    #[test]
+    fn repo_refs_parse() {
+        let key = "ab".repeat(32);
+        let (k, n) = parse_repo_ref(&format!("{key}/demo")).unwrap();
+        assert_eq!((k, n.as_str()), ([0xab; 32], "demo"));
+        for bad in ["demo", "ab/demo", &format!("{key}/"), &format!("{key}/a/b")] {
+            assert!(parse_repo_ref(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -397,7 +397,38 @@ async fn hostile_peers_change_nothing() {
     .unwrap_err();
     assert!(matches!(err, TransferError::Store(_)), "{err}");
 
-    // 6. A server that is not the expected node is refused at HELLO.
+    // 6. A server restricted to some objects (a follower serving only what it propagates)
+    //    refuses the others even though it has them.
+    let server = Server::new(
+        SigningKey::from_bytes(&PUBLISHER_SEED),
+        PackLimits::default(),
+        Arc::new(TrafficLog::default()),
+    );
+    let allow: std::collections::HashSet<ObjectId> = [v2].into_iter().collect();
+    let repo = Repo::open(&s).unwrap();
+    server.serve(
+        publisher(),
+        "demo",
+        Served {
+            repo,
+            manifest: None,
+            allow: Some(Arc::new(allow)),
+        },
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server.clone().run(listener));
+    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
+        .await
+        .unwrap();
+    assert!(conn.want_object(v2).await.is_ok());
+    let v1 = rev(&s, "refs/tags/v1");
+    let err = conn.want_object(v1).await.unwrap_err();
+    assert!(matches!(err, TransferError::Refused { .. }), "{err}");
+    let err = conn.want_pack(&[v1], &[], limits).await.unwrap_err();
+    assert!(matches!(err, TransferError::Refused { .. }), "{err}");
+
+    // 7. A server that is not the expected node is refused at HELLO.
     let (addr, _server) = start_server(&s).await;
     let other = [9u8; 32];
     let err = transfer::connect(addr, &publisher(), "demo", Some(&other))

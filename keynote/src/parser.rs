@@ -505,23 +505,23 @@ enum Op {
 
 impl Op {
     /// The operator of an infix token code (see tokens.pest).
-    fn from_code(s: &str) -> Op {
-        match s {
-            "O" => Op::Or,
-            "A" => Op::And,
-            "E" => Op::Cmp(Some(CmpOp::Eq)),
-            "N" => Op::Cmp(Some(CmpOp::Ne)),
-            "L" => Op::Cmp(Some(CmpOp::Lt)),
-            "P" => Op::Cmp(Some(CmpOp::Le)),
-            "G" => Op::Cmp(Some(CmpOp::Gt)),
-            "H" => Op::Cmp(Some(CmpOp::Ge)),
-            "X" => Op::Cmp(None),
-            "C" => Op::Concat,
-            "S" => Op::Arith(ArithOp::Add),
-            "M" => Op::Arith(ArithOp::Sub),
-            "T" => Op::Arith(ArithOp::Mul),
-            "D" => Op::Arith(ArithOp::Div),
-            "R" => Op::Arith(ArithOp::Rem),
+    fn from_code(c: u8) -> Op {
+        match c {
+            b'O' => Op::Or,
+            b'A' => Op::And,
+            b'E' => Op::Cmp(Some(CmpOp::Eq)),
+            b'N' => Op::Cmp(Some(CmpOp::Ne)),
+            b'L' => Op::Cmp(Some(CmpOp::Lt)),
+            b'P' => Op::Cmp(Some(CmpOp::Le)),
+            b'G' => Op::Cmp(Some(CmpOp::Gt)),
+            b'H' => Op::Cmp(Some(CmpOp::Ge)),
+            b'X' => Op::Cmp(None),
+            b'C' => Op::Concat,
+            b'S' => Op::Arith(ArithOp::Add),
+            b'M' => Op::Arith(ArithOp::Sub),
+            b'T' => Op::Arith(ArithOp::Mul),
+            b'D' => Op::Arith(ArithOp::Div),
+            b'R' => Op::Arith(ArithOp::Rem),
             _ => Op::Arith(ArithOp::Pow),
         }
     }
@@ -549,124 +549,141 @@ fn arith_level(a: ArithOp) -> u8 {
     }
 }
 
-/// One operand of a flat expression: its prefix operators and its atom.
-struct Item<'i> {
-    prefixes: Vec<Pair<'i, T>>,
-    atom: Pair<'i, T>,
-}
-
-/// Precedence climbing over `operand (infix operand)*`. Left-associative chains are built
-/// in a loop; recursion goes only as deep as the number of precedence levels (and brackets,
-/// via `atom`), never per operand.
-struct Climber<'i, 'c> {
-    cx: &'c Cx<'c>,
-    items: Vec<Item<'i>>,
-    ops: Vec<Pair<'i, T>>,
-    /// The next item to consume.
+/// Precedence climbing over the token codes of one `expr` (already validated by the
+/// grammar): `operand (infix operand)*` with operands `prefix* (leaf | "(" expr ")")`.
+/// Left-associative chains are built in a loop; recursion goes only as deep as the number of
+/// precedence levels and the bracket nesting, never per operand.
+struct Walk<'c, 's> {
+    cx: &'c Cx<'s>,
+    codes: &'c [u8],
+    /// The next token.
     pos: usize,
-    /// How many prefixes of `items[pos]` were already consumed (by `!`).
-    skip: usize,
 }
 
 fn expr(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<Val> {
-    let whole = pair.clone();
-    let mut items = Vec::new();
-    let mut ops = Vec::new();
-    let mut prefixes = Vec::new();
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            T::prefix => prefixes.push(p),
-            T::infix => ops.push(p),
-            _ => items.push(Item {
-                prefixes: std::mem::take(&mut prefixes),
-                atom: p,
-            }),
-        }
-    }
-    if items.len() != ops.len() + 1 {
-        return Err(cx.err(syntax("operand"), &whole));
-    }
-    let mut c = Climber {
+    let span = pair.as_span();
+    let mut w = Walk {
         cx,
-        items,
-        ops,
-        pos: 0,
-        skip: 0,
+        codes: cx.codes.as_bytes(),
+        pos: span.start(),
     };
-    let v = c.climb(0)?;
-    if c.pos != c.items.len() {
-        return Err(cx.err(syntax("operator"), &whole));
+    let v = w.climb(0)?;
+    if w.pos != span.end() {
+        return Err(w.error(syntax("operator"), w.pos));
     }
     Ok(v)
 }
 
-impl<'i> Climber<'i, '_> {
+impl Walk<'_, '_> {
+    fn error(&self, kind: ExprErrorKind, at: usize) -> ExprError {
+        ExprError::new(kind, self.cx.bytes(at, at + 1))
+    }
+
+    fn ty(&self, msg: &'static str, a: usize, b: usize) -> ExprError {
+        ExprError::new(ExprErrorKind::Type(msg), self.cx.bytes(a, b))
+    }
+
     fn climb(&mut self, min: u8) -> Result<Val> {
+        let start = self.pos;
         let mut lhs = self.operand()?;
-        while let Some(op_pair) = self.pos.checked_sub(1).and_then(|i| self.ops.get(i)) {
-            let op = Op::from_code(op_pair.as_str());
+        while let Some(&c) = self.codes.get(self.pos) {
+            if !c.is_ascii_uppercase() {
+                break;
+            }
+            let op = Op::from_code(c);
             let power = op.power();
             if power < min {
                 break;
             }
-            let op_pair = op_pair.clone();
+            self.pos += 1;
             // Left-associative: the right operand binds strictly tighter.
             let rhs = self.climb(power + 1)?;
-            lhs = combine(op, lhs, rhs, &op_pair, self.cx)?;
+            lhs = combine(op, lhs, rhs, self, start)?;
         }
         Ok(lhs)
     }
 
     fn operand(&mut self) -> Result<Val> {
-        let Some(item) = self.items.get(self.pos) else {
-            return Err(ExprError::new(
-                syntax("operand"),
-                self.cx.src.len()..self.cx.src.len(),
-            ));
-        };
-        let prefixes = item.prefixes.get(self.skip..).unwrap_or(&[]);
-        let nots = prefixes.iter().take_while(|p| p.as_str() == "!").count();
+        let start = self.pos;
+        let mut nots = 0u32;
+        while self.codes.get(self.pos) == Some(&b'!') {
+            nots = nots.saturating_add(1);
+            self.pos += 1;
+        }
         if nots > 0 {
-            let at = prefixes.first().cloned();
-            self.skip += nots;
-            let inner = self.climb(NOT_OPERAND)?;
-            return match inner {
+            return match self.climb(NOT_OPERAND)? {
                 Val::Bool(Test::Not { times, inner }) => Ok(Val::Bool(Test::Not {
-                    times: times.saturating_add(nots as u32),
+                    times: times.saturating_add(nots),
                     inner,
                 })),
                 Val::Bool(t) => Ok(Val::Bool(Test::Not {
-                    times: nots as u32,
+                    times: nots,
                     inner: Box::new(t),
                 })),
-                _ => Err(match at {
-                    Some(p) => self.cx.ty("`!` applies to tests", &p),
-                    None => ExprError::new(syntax("test"), 0..0),
-                }),
+                _ => Err(self.ty("`!` applies to tests", start, self.pos)),
             };
         }
-        let prefixes: Vec<Pair<'i, T>> = prefixes.to_vec();
-        let atom_pair = item.atom.clone();
-        self.pos += 1;
-        self.skip = 0;
-        let mut v = atom(atom_pair, self.cx)?;
-        for p in prefixes.iter().rev() {
-            v = match (p.as_str(), v) {
-                ("$", Val::Str(s)) => Val::Str(deref(1, s)),
-                ("@", Val::Str(s)) => Val::Int(NumExpr::Convert(Box::new(s))),
-                ("&", Val::Str(s)) => Val::Float(NumExpr::Convert(Box::new(s))),
-                ("M", Val::Int(e)) => Val::Int(negate(e)),
-                ("M", Val::Float(e)) => Val::Float(negate(e)),
-                ("M", _) => return Err(self.cx.ty("`-` applies to numbers", p)),
-                ("!", _) => return Err(self.cx.ty("`!` applies to tests", p)),
-                _ => return Err(self.cx.ty("`$`, `@`, `&` apply to strings", p)),
+        let prefixes = self.pos;
+        while matches!(self.codes.get(self.pos), Some(b'@' | b'&' | b'$' | b'M')) {
+            self.pos += 1;
+        }
+        let atom_at = self.pos;
+        let mut v = match self.codes.get(self.pos) {
+            Some(b'(') => {
+                self.pos += 1;
+                let v = self.climb(0)?;
+                if self.codes.get(self.pos) != Some(&b')') {
+                    return Err(self.error(syntax("`)`"), self.pos));
+                }
+                self.pos += 1;
+                v
+            }
+            Some(b'!') => return Err(self.ty("`!` applies to tests", start, self.pos + 1)),
+            Some(&c) => {
+                self.pos += 1;
+                self.leaf(c, atom_at)?
+            }
+            None => return Err(self.error(syntax("operand"), self.pos)),
+        };
+        for i in (prefixes..atom_at).rev() {
+            let p = self.codes.get(i).copied().unwrap_or(b'$');
+            v = match (p, v) {
+                (b'$', Val::Str(s)) => Val::Str(deref(1, s)),
+                (b'@', Val::Str(s)) => Val::Int(NumExpr::Convert(Box::new(s))),
+                (b'&', Val::Str(s)) => Val::Float(NumExpr::Convert(Box::new(s))),
+                (b'M', Val::Int(e)) => Val::Int(negate(e)),
+                (b'M', Val::Float(e)) => Val::Float(negate(e)),
+                (b'M', _) => return Err(self.ty("`-` applies to numbers", i, self.pos)),
+                _ => return Err(self.ty("`$`, `@`, `&` apply to strings", i, self.pos)),
             };
         }
         Ok(v)
     }
+
+    fn leaf(&self, code: u8, at: usize) -> Result<Val> {
+        let text = self.cx.text(at);
+        match code {
+            b'd' => text
+                .parse::<f64>()
+                .map(|f| Val::Float(NumExpr::Lit(f)))
+                .map_err(|_| self.error(syntax("float"), at)),
+            // Out-of-range literals are kept (saturated) and rejected when evaluated: an
+            // integer outside the 32-bit range of RFC 2704 4.4 is a runtime error.
+            b'i' => Ok(Val::Int(NumExpr::Lit(
+                text.parse::<i64>().unwrap_or(i64::MAX),
+            ))),
+            b's' => Ok(Val::Str(StrExpr::Lit(unescape(text)))),
+            b't' => Ok(Val::Bool(Test::True)),
+            b'f' => Ok(Val::Bool(Test::False)),
+            b'n' => Ok(Val::Str(StrExpr::Attr(text.to_owned()))),
+            _ => Err(self.error(syntax("operand"), at)),
+        }
+    }
 }
 
-fn combine(op: Op, lhs: Val, rhs: Val, at: &Pair<'_, T>, cx: &Cx<'_>) -> Result<Val> {
+/// Join `lhs op rhs` (tokens `start..w.pos`), applying the typing rules of RFC 2704 4.6.5.
+fn combine(op: Op, lhs: Val, rhs: Val, w: &Walk<'_, '_>, start: usize) -> Result<Val> {
+    let ty = |msg: &'static str| w.ty(msg, start, w.pos);
     Ok(match (op, lhs, rhs) {
         (Op::Or, Val::Bool(a), Val::Bool(b)) => Val::Bool(match a {
             Test::Or(mut v) => {
@@ -682,19 +699,18 @@ fn combine(op: Op, lhs: Val, rhs: Val, at: &Pair<'_, T>, cx: &Cx<'_>) -> Result<
             }
             a => Test::And(vec![a, b]),
         }),
-        (Op::Or | Op::And, _, _) => return Err(cx.ty("`&&`/`||` join tests", at)),
+        (Op::Or | Op::And, _, _) => return Err(ty("`&&`/`||` join tests")),
         (Op::Cmp(None), Val::Str(a), Val::Str(b)) => Val::Bool(Test::Regex(a, b)),
-        (Op::Cmp(None), _, _) => return Err(cx.ty("`~=` needs string operands", at)),
+        (Op::Cmp(None), _, _) => return Err(ty("`~=` needs string operands")),
         (Op::Cmp(Some(c)), Val::Str(a), Val::Str(b)) => Val::Bool(Test::Str(a, c, b)),
         (Op::Cmp(Some(c)), Val::Int(a), Val::Int(b)) => Val::Bool(Test::Int(a, c, b)),
         (Op::Cmp(Some(CmpOp::Eq | CmpOp::Ne)), Val::Float(_), Val::Float(_)) => {
-            return Err(cx.ty(
+            return Err(ty(
                 "floats cannot be compared for equality (RFC 2704 4.6.5)",
-                at,
             ));
         }
         (Op::Cmp(Some(c)), Val::Float(a), Val::Float(b)) => Val::Bool(Test::Float(a, c, b)),
-        (Op::Cmp(_), _, _) => return Err(cx.ty("comparison of different types", at)),
+        (Op::Cmp(_), _, _) => return Err(ty("comparison of different types")),
         (Op::Concat, Val::Str(a), Val::Str(b)) => Val::Str(match a {
             StrExpr::Concat(mut v) => {
                 v.push(b);
@@ -702,13 +718,13 @@ fn combine(op: Op, lhs: Val, rhs: Val, at: &Pair<'_, T>, cx: &Cx<'_>) -> Result<
             }
             a => StrExpr::Concat(vec![a, b]),
         }),
-        (Op::Concat, _, _) => return Err(cx.ty("`.` joins strings", at)),
+        (Op::Concat, _, _) => return Err(ty("`.` joins strings")),
         (Op::Arith(ArithOp::Rem), Val::Float(_), Val::Float(_)) => {
-            return Err(cx.ty("`%` is not defined on floats", at));
+            return Err(ty("`%` is not defined on floats"));
         }
         (Op::Arith(o), Val::Int(a), Val::Int(b)) => Val::Int(extend(a, o, b)),
         (Op::Arith(o), Val::Float(a), Val::Float(b)) => Val::Float(extend(a, o, b)),
-        (Op::Arith(_), _, _) => return Err(cx.ty("arithmetic on mixed types", at)),
+        (Op::Arith(_), _, _) => return Err(ty("arithmetic on mixed types")),
     })
 }
 
@@ -753,30 +769,6 @@ fn negate<T>(e: NumExpr<T>) -> NumExpr<T> {
             times: 1,
             inner: Box::new(other),
         },
-    }
-}
-
-fn atom(p: Pair<'_, T>, cx: &Cx<'_>) -> Result<Val> {
-    if p.as_rule() == T::paren {
-        let inner = tfirst(p, cx)?;
-        return expr(inner, cx);
-    }
-    let text = cx.text(p.as_span().start());
-    match p.as_str() {
-        "d" => text
-            .parse::<f64>()
-            .map(|f| Val::Float(NumExpr::Lit(f)))
-            .map_err(|_| cx.err(syntax("float"), &p)),
-        // Out-of-range literals are kept (saturated) and rejected when evaluated: an
-        // integer outside the 32-bit range of RFC 2704 4.4 is a runtime error.
-        "i" => Ok(Val::Int(NumExpr::Lit(
-            text.parse::<i64>().unwrap_or(i64::MAX),
-        ))),
-        "s" => Ok(Val::Str(StrExpr::Lit(unescape(text)))),
-        "t" => Ok(Val::Bool(Test::True)),
-        "f" => Ok(Val::Bool(Test::False)),
-        "n" => Ok(Val::Str(StrExpr::Attr(text.to_owned()))),
-        _ => Err(cx.err(syntax("operand"), &p)),
     }
 }
 

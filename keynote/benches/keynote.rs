@@ -1,6 +1,8 @@
 //! Library-level benchmarks on the perf inputs of benches/perf (see its README for the
 //! reference implementation's whole-process figures): parsing plus querying, as `keynote
 //! verify` does, minus process start-up and file reading.
+// Test helpers panic on broken fixtures by design.
+#![allow(clippy::unwrap_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use keynote::crypto::{Principal, Registry};

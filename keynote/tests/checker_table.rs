@@ -1,5 +1,7 @@
 //! Data-driven checker tests: tests/data/checker.txt holds assertion sets, action attributes
 //! and requesters with the expected answer and failure lines (format described in the file).
+// Test helpers panic on broken fixtures by design.
+#![allow(clippy::unwrap_used)]
 
 use keynote::{Session, Trust};
 

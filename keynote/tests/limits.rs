@@ -1,5 +1,7 @@
 //! Limits at their boundaries, and the fuzz entry points on a few seeds: hostile input yields
 //! typed errors, never a crash, a hang or unbounded memory.
+// Test helpers panic on broken fixtures by design.
+#![allow(clippy::unwrap_used)]
 
 use keynote::limits::{MAX_ASSERTION_LEN, MAX_NESTING};
 use keynote::parser::parse_conditions;

@@ -1,5 +1,7 @@
 //! Data-driven must-fail parses: tests/data/parse_errors.txt lists assertions and Conditions
 //! programs that must be rejected, with the error kind and (optionally) its byte span.
+// Test helpers panic on broken fixtures by design.
+#![allow(clippy::unwrap_used)]
 
 use keynote::{Assertion, ExprError, ParseError};
 

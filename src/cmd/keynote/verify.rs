@@ -69,44 +69,43 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             options_done = true;
             continue;
         }
-        let mut chars = arg.char_indices().skip(1);
-        while let Some((pos, c)) = chars.next() {
-            match c {
-                'h' => {
-                    let _ = err.write_all(USAGE.as_bytes());
-                    return 0;
-                }
-                'e' | 'r' | 'k' | 'l' => {
-                    let attached = arg.get(pos + c.len_utf8()..).unwrap_or("");
-                    let value = if attached.is_empty() {
-                        match args.get(i) {
-                            Some(v) => {
-                                i += 1;
-                                v.clone()
-                            }
-                            None => {
-                                let _ =
-                                    writeln!(err, "keynote: option requires an argument -- '{c}'");
-                                let _ = err.write_all(USAGE.as_bytes());
-                                return 1;
-                            }
+        // Every option but -h takes an argument, attached ("-lfile") or next.
+        let Some(c) = arg.chars().nth(1) else {
+            continue;
+        };
+        match c {
+            'h' => {
+                let _ = err.write_all(USAGE.as_bytes());
+                return 0;
+            }
+            'e' | 'r' | 'k' | 'l' => {
+                let attached = arg.get(1 + c.len_utf8()..).unwrap_or("");
+                let value = if attached.is_empty() {
+                    match args.get(i) {
+                        Some(v) => {
+                            i += 1;
+                            v.clone()
                         }
-                    } else {
-                        attached.to_owned()
-                    };
-                    items.push(match c {
-                        'e' => Item::Env(value),
-                        'r' => Item::Values(value),
-                        'k' => Item::Key(value),
-                        _ => Item::Trusted(value),
-                    });
-                    break;
-                }
-                other => {
-                    let _ = writeln!(err, "keynote: invalid option -- '{other}'");
-                    let _ = err.write_all(USAGE.as_bytes());
-                    return 1;
-                }
+                        None => {
+                            let _ = writeln!(err, "keynote: option requires an argument -- '{c}'");
+                            let _ = err.write_all(USAGE.as_bytes());
+                            return 1;
+                        }
+                    }
+                } else {
+                    attached.to_owned()
+                };
+                items.push(match c {
+                    'e' => Item::Env(value),
+                    'r' => Item::Values(value),
+                    'k' => Item::Key(value),
+                    _ => Item::Trusted(value),
+                });
+            }
+            other => {
+                let _ = writeln!(err, "keynote: invalid option -- '{other}'");
+                let _ = err.write_all(USAGE.as_bytes());
+                return 1;
             }
         }
     }

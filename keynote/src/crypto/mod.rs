@@ -204,7 +204,7 @@ impl Registry {
 }
 
 /// Fuzz entry point: decode arbitrary bytes as a principal and as a private key; must never
-/// panic. Fuzz target `keynote_decode_key` (fuzz/fuzz_targets/keynote_decode_key.rs).
+/// panic. Fuzz target `decode_key` (fuzz/fuzz_targets/decode_key.rs).
 #[doc(hidden)]
 pub fn fuzz_decode_key(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
@@ -235,8 +235,7 @@ pub fn fuzz_decode_key(data: &[u8]) {
 }
 
 /// Fuzz entry point: verify arbitrary signature values against fixed RSA and DSA keys; must
-/// never panic and never succeed. Fuzz target `keynote_verify_signature`
-/// (fuzz/fuzz_targets/keynote_verify_signature.rs).
+/// never panic and never succeed. Fuzz target `signature` (fuzz/fuzz_targets/signature.rs).
 #[doc(hidden)]
 pub fn fuzz_verify_signature(data: &[u8]) {
     use std::sync::OnceLock;

@@ -849,8 +849,8 @@ fn lic_principals(
     }
 }
 
-/// A principal for humans: the first user ID of its certificate and the fingerprint's last 16
-/// digits, or the principal itself.
+/// A principal for humans: the first user ID of its certificate, or `openpgp:` and the
+/// fingerprint's last 16 digits.
 pub fn label_text(keyring: &Keyring, principal: &str) -> String {
     let Ok(p) = principal.parse::<verifier::Principal>() else {
         return principal.to_owned();
@@ -867,9 +867,11 @@ pub fn label_text(keyring: &Keyring, principal: &str) -> String {
                 .next()
                 .map(|u| String::from_utf8_lossy(u.userid().value()).into_owned())
         });
+    // The keyring is trusted input, so its user IDs are fit to name its keys; the full
+    // fingerprint is in the JSON output.
     match uid {
-        Some(u) => format!("{u} [{short}]"),
-        None => format!("openpgp:{short}"),
+        Some(u) if !u.trim().is_empty() => u.chars().filter(|c| !c.is_control()).collect(),
+        _ => format!("openpgp:{short}"),
     }
 }
 

@@ -56,6 +56,19 @@ impl Field {
         (Field::Comment, "comment"),
     ];
 
+    /// The field's slot in per-assertion tables.
+    fn index(self) -> usize {
+        match self {
+            Field::Version => 0,
+            Field::LocalConstants => 1,
+            Field::Authorizer => 2,
+            Field::Licensees => 3,
+            Field::Conditions => 4,
+            Field::Signature => 5,
+            Field::Comment => 6,
+        }
+    }
+
     fn from_keyword(k: &str) -> Option<Field> {
         if k.is_empty() {
             return None;
@@ -234,7 +247,7 @@ impl Assertion {
         }
         let start = i;
         let mut seen_field = false;
-        let mut fields: HashMap<Field, Range<usize>> = HashMap::new();
+        let mut fields: [Option<Range<usize>>; 7] = Default::default();
         let mut body_end = None;
         while i < len {
             let ks = i;
@@ -289,10 +302,13 @@ impl Assertion {
             if field == Field::Version && seen_field {
                 return Err(ParseError::VersionNotFirst { line });
             }
-            if fields.contains_key(&field) {
+            let slot = fields
+                .get_mut(field.index())
+                .ok_or(ParseError::MissingAuthorizer)?;
+            if slot.is_some() {
                 return Err(ParseError::DuplicateField { field, line });
             }
-            fields.insert(field, ts..te);
+            *slot = Some(ts..te);
             seen_field = true;
             if field == Field::Signature {
                 end_of_assertion = true;
@@ -314,7 +330,8 @@ impl Assertion {
         }
         let value = |f: Field| {
             fields
-                .get(&f)
+                .get(f.index())
+                .and_then(Option::as_ref)
                 .and_then(|r| text.get(r.clone()).map(|s| (r.start, s)))
         };
         let field_err = |field: Field, base: usize, e: ExprError| {

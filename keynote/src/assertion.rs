@@ -424,6 +424,14 @@ impl Assertion {
         }
     }
 
+    /// The parse error of the Signature field's value, if it has one that does not parse.
+    pub fn signature_error(&self) -> Option<&ExprError> {
+        match &self.signature {
+            Some(Err(e)) => Some(e),
+            _ => None,
+        }
+    }
+
     /// Whether the assertion has a Signature field at all.
     pub fn has_signature(&self) -> bool {
         self.signature.is_some()

@@ -363,6 +363,15 @@ impl Session {
                     auth.push(None);
                 }
             }
+            // A Signature field that does not parse is a syntax error of the assertion,
+            // reported like Licensees errors (a non-literal value is only unusable).
+            if let Some(err) = a.signature_error()
+                && !matches!(err.kind, crate::parser::ExprErrorKind::Type(_))
+            {
+                failures
+                    .entry(id)
+                    .or_insert(FailureReason::Syntax(err.clone()));
+            }
             let lic = match a.licensees() {
                 Deferred::Missing => LicState::Missing,
                 Deferred::Parsed(None) => LicState::Empty,
@@ -480,7 +489,7 @@ impl Session {
             };
             let lic_ok = !matches!(lics.get(id), Some(LicState::Invalid));
             if let Some(u) = usable.get_mut(id) {
-                *u = sig_ok && lic_ok && !failures.contains_key(&id);
+                *u = sig_ok && lic_ok;
             }
         }
 

@@ -203,6 +203,7 @@ pub struct Assertion {
     body: Range<usize>,
     constants: HashMap<String, String>,
     authorizer: StrExpr,
+    authorizer_error: Option<ExprError>,
     licensees: Deferred<Option<Licensees>>,
     conditions: Deferred<Conditions>,
     signature: Option<Result<String, ExprError>>,
@@ -366,10 +367,15 @@ impl Assertion {
         let Some((base, v)) = value(Field::Authorizer) else {
             return Err(ParseError::MissingAuthorizer);
         };
-        let authorizer = parse_str_expr(v).map_err(|e| field_err(Field::Authorizer, base, e))?;
         let shift = |base: usize, e: ExprError| ExprError {
             kind: e.kind,
             span: e.span.start + base..e.span.end + base,
+        };
+        // Like Licensees, the Authorizer is only evaluated when a query starts (the reference
+        // adds the assertion and reports the error then, for every assertion).
+        let (authorizer, authorizer_error) = match parse_str_expr(v) {
+            Ok(e) => (e, None),
+            Err(e) => (StrExpr::Lit(String::new()), Some(shift(base, e))),
         };
         let licensees = match value(Field::Licensees) {
             None => Deferred::Missing,
@@ -399,6 +405,7 @@ impl Assertion {
             text: text.to_owned(),
             constants,
             authorizer,
+            authorizer_error,
             licensees,
             conditions,
             signature,
@@ -437,9 +444,15 @@ impl Assertion {
         self.signature.is_some()
     }
 
-    /// The Authorizer expression.
+    /// The Authorizer expression (an empty literal when the field does not parse; see
+    /// [`Assertion::authorizer_error`]).
     pub fn authorizer_expr(&self) -> &StrExpr {
         &self.authorizer
+    }
+
+    /// Why the Authorizer field does not parse, if it does not.
+    pub fn authorizer_error(&self) -> Option<&ExprError> {
+        self.authorizer_error.as_ref()
     }
 
     /// The Licensees field: missing, parsed (`None` when empty) or invalid.
@@ -460,6 +473,9 @@ impl Assertion {
     /// The Authorizer evaluated with this assertion's Local-Constants only (no action
     /// attributes), as `keynote sigver` needs. Undefined names evaluate to "".
     pub fn authorizer_without_action(&self) -> Result<String, crate::EvalError> {
+        if let Some(e) = &self.authorizer_error {
+            return Err(crate::EvalError::InvalidAuthorizer(e.clone()));
+        }
         let empty = HashMap::new();
         let scope = Scope::new(&self.constants, &empty);
         eval_str_plain(&self.authorizer, &scope)

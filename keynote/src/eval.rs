@@ -28,6 +28,9 @@ pub enum EvalError {
     /// [`crate::limits::MAX_STRING_LEN`].
     #[error("string longer than {MAX_STRING_LEN} bytes")]
     StringTooLong,
+    /// The Authorizer field does not parse.
+    #[error("Authorizer field: {0}")]
+    InvalidAuthorizer(crate::parser::ExprError),
 }
 
 /// Query-wide names (RFC 2704 4.3): the ordered compliance values and the action authorizers.

@@ -352,9 +352,12 @@ impl Session {
         for (id, e) in self.entries.iter().enumerate() {
             let a = &e.assertion;
             let scope = Scope::new(a.local_constants(), &self.attributes).with_specials(specials());
-            let au = eval_str_plain(a.authorizer_expr(), &scope)
-                .map_err(FailureReason::Eval)
-                .and_then(|s| interner.intern(&s).map_err(FailureReason::Key));
+            let au = match a.authorizer_error() {
+                Some(err) => Err(FailureReason::Syntax(err.clone())),
+                None => eval_str_plain(a.authorizer_expr(), &scope)
+                    .map_err(FailureReason::Eval)
+                    .and_then(|s| interner.intern(&s).map_err(FailureReason::Key)),
+            };
             match au {
                 Ok(p) if !(p == policy && e.trust == Trust::Untrusted) => auth.push(Some(p)),
                 Ok(_) => auth.push(None),

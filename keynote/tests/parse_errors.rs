@@ -90,5 +90,5 @@ fn parse_errors_table() {
         }
         count += 1;
     }
-    assert!(count >= 25, "only {count} cases");
+    assert!(count >= 24, "only {count} cases");
 }

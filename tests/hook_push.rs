@@ -388,3 +388,95 @@ fn install_refuses_a_foreign_hook_without_force_and_is_idempotent() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(policy_cfg.ends_with("policy.kn"));
 }
+
+/// A commit whose tree holds `policy.kn` with `text`, written in `repo`; returns its id.
+fn policy_commit(w: &World, repo: &Path, text: &str) -> String {
+    let blob = w.git_stdin(repo, &["hash-object", "-w", "--stdin"], text.as_bytes());
+    let tree = w.git_stdin(
+        repo,
+        &["mktree"],
+        format!("100644 blob {blob}\tpolicy.kn\n").as_bytes(),
+    );
+    w.git(repo, &["commit-tree", &tree, "-m", "policy"])
+}
+
+#[test]
+fn repository_policy_delegates_through_the_hook_once_accepted() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+    let trusted = format!(
+        "{}\n\nKeyNote-Version: 2\n\
+         Comment: test: refs/gt/policy may be updated (its credentials must verify)\n\
+         Authorizer: \"POLICY\"\n\
+         Conditions: app_domain == \"gittorrent\" && ref_kind == \"policy\" -> \"accept\";\n",
+        std::fs::read_to_string(format!("{root}/kernel.kn")).unwrap()
+    );
+    let keys = ["rsa4096", "rsa2048", "ed25519", "subkey"];
+    let s = setup(&["rsa2048"], &trusted, &keys);
+    let head = s.head();
+
+    // The USB lieutenant's tag: not allowed by the trusted root alone.
+    s.w.signed_tag(&s.client, "usb-1.0", &head, &["rsa2048"]);
+    let (ok, err) = s.push(&["refs/tags/usb-1.0"]);
+    assert!(
+        !ok,
+        "a lieutenant's tag was accepted without the delegation"
+    );
+    assert!(err.contains("refs/tags/usb-1.0: rejected:"), "{err}");
+
+    // A tampered delegation (usb- widened to every tag) is refused as a policy update.
+    let delegations = std::fs::read_to_string(format!("{root}/kernel-delegations.kn")).unwrap();
+    let tampered = delegations.replacen("^refs/tags/usb-", "^refs/tags/", 1);
+    assert_ne!(tampered, delegations);
+    let bad = policy_commit(&s.w, &s.client, &tampered);
+    s.w.git(&s.client, &["update-ref", "refs/gt/policy", &bad]);
+    let before = s.server_state();
+    let (ok, err) = s.push(&["refs/gt/policy"]);
+    assert!(
+        !ok,
+        "a policy with a broken credential signature was accepted"
+    );
+    assert!(err.contains("refs/gt/policy: rejected:"), "{err}");
+    assert!(err.contains("not correctly signed"), "{err}");
+    assert_eq!(s.server_state(), before);
+
+    // The lead's signed delegations, published in the repository.
+    let good = policy_commit(&s.w, &s.client, &delegations);
+    s.w.git(&s.client, &["update-ref", "refs/gt/policy", &good]);
+    let (ok, err) = s.push(&["--force", "refs/gt/policy"]);
+    assert!(ok, "the signed delegations were refused: {err}");
+    assert_eq!(s.server_ref("refs/gt/policy"), Some(good));
+
+    // Now the lieutenant's USB tag is accepted, but not outside the delegated pattern.
+    let (ok, err) = s.push(&["refs/tags/usb-1.0"]);
+    assert!(ok, "the delegated tag was refused: {err}");
+    s.w.signed_tag(&s.client, "net-1.0", &head, &["rsa2048"]);
+    let (ok, err) = s.push(&["refs/tags/net-1.0"]);
+    assert!(!ok, "a tag outside the delegated pattern was accepted");
+    assert!(err.contains("refs/tags/net-1.0: rejected:"), "{err}");
+}
+
+#[test]
+fn large_pushes_are_decided_in_parallel_chunks_without_losing_a_rejection() {
+    // Enough updates for several decision threads (MIN_UPDATES_PER_WORKER is 256).
+    let s = setup(&["ed25519"], &policy(&one("ed25519")), &["ed25519"]);
+    let (ok, err) = s.push(&["main"]);
+    assert!(ok, "{err}");
+    let head = s.head();
+    let z = common::ZERO;
+    let mut lines: Vec<String> = (0..1200)
+        .map(|i| format!("{z} {head} refs/heads/b{i:04}"))
+        .collect();
+    let all_good = lines.join("\n") + "\n";
+    let out = pre_receive(&s.w, &s.server, &all_good);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // One lightweight tag deep inside the last chunk is still found and reported.
+    lines.insert(1000, format!("{z} {head} refs/tags/light"));
+    let out = pre_receive(&s.w, &s.server, &(lines.join("\n") + "\n"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("gt: refs/tags/light: rejected: object type check"),
+        "{err}"
+    );
+    assert!(err.contains("1 of 1201 ref update(s) rejected"), "{err}");
+}

@@ -292,17 +292,10 @@ fn pre_receive(args: PreReceiveArgs) -> anyhow::Result<Code> {
         .with_context(|| format!("opening the receiving repository {}", dir.display()))?;
     let evaluator = load_evaluator(&source, &args.policy, now)?;
     let repo_id = repo_id(source.repository());
+    let verdicts = decide_all(&dir, &source, &evaluator, &repo_id, &updates)?;
     let mut rejected = 0usize;
     let mut err = std::io::stderr().lock();
-    for u in &updates {
-        let update = policy::RefUpdate::new(
-            repo_id.clone(),
-            u.ref_name.clone(),
-            u.old,
-            u.new,
-            policy::Source::PreReceive,
-        );
-        let verdict = evaluator.decide(&update, &source);
+    for (u, verdict) in updates.iter().zip(&verdicts) {
         if !verdict.is_allowed() {
             rejected += 1;
             let why = if verdict.reasons.is_empty() {
@@ -332,6 +325,66 @@ fn pre_receive(args: PreReceiveArgs) -> anyhow::Result<Code> {
         return Ok(Code::Denied);
     }
     Ok(Code::Ok)
+}
+
+/// Fewest updates per worker thread: below this, opening another object store costs more than
+/// the signatures it would verify in parallel.
+pub const MIN_UPDATES_PER_WORKER: usize = 256;
+
+/// Most worker threads deciding one push: decisions are CPU-bound (signature verification), so
+/// more threads than cores only add contention; 8 bounds a big server's share per push.
+pub const MAX_WORKERS: usize = 8;
+
+/// Decide every update, in input order. A big push is split into contiguous chunks decided on
+/// up to [`MAX_WORKERS`] threads, each with its own object store handle (gix handles are not
+/// shared across threads); the evaluator, and so the decision time, is the same for all.
+fn decide_all(
+    dir: &Path,
+    source: &verifier::TagSource,
+    evaluator: &policy::Evaluator,
+    repo_id: &str,
+    updates: &[HookLine],
+) -> anyhow::Result<Vec<policy::Verdict>> {
+    let decide_one = |objects: &verifier::TagSource, u: &HookLine| {
+        let update = policy::RefUpdate::new(
+            repo_id.to_owned(),
+            u.ref_name.clone(),
+            u.old,
+            u.new,
+            policy::Source::PreReceive,
+        );
+        evaluator.decide(&update, objects)
+    };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = cores
+        .min(MAX_WORKERS)
+        .min(updates.len() / MIN_UPDATES_PER_WORKER)
+        .max(1);
+    if workers == 1 {
+        return Ok(updates.iter().map(|u| decide_one(source, u)).collect());
+    }
+    let chunk = updates.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = updates
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || -> anyhow::Result<Vec<policy::Verdict>> {
+                    let objects = verifier::TagSource::from_git_env(dir).with_context(|| {
+                        format!("opening the receiving repository {}", dir.display())
+                    })?;
+                    Ok(part.iter().map(|u| decide_one(&objects, u)).collect())
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(updates.len());
+        for h in handles {
+            let part = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("a decision thread panicked"))??;
+            all.extend(part);
+        }
+        Ok(all)
+    })
 }
 
 /// The hook script `gt hook install` writes: exec this very binary, by absolute path.

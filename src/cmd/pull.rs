@@ -42,6 +42,15 @@ use crate::exit::Code;
 
 /// Arguments of `gt pull`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Annotated tags are decided on the tag object alone: a remote that is a \
+    local path has it read directly, other remotes get a filtered fetch (--depth=1 \
+    --filter=object:type=tag; servers without uploadpack.allowFilter send the depth-1 history \
+    instead, reported as stage tag-first-unfiltered). Branches are fetched into a quarantine \
+    first. Nothing enters the repository before the policy accepts; the ref moves only if it \
+    still holds the value it had when the pull started.\n\n\
+    Exit status: 0 updated or up to date, 1 rejected by policy, 2 error."
+)]
 pub struct Args {
     /// A configured remote name, a path to a repository, or a URL.
     pub remote: String,
@@ -368,7 +377,7 @@ fn fetch_tag_objects(
         ],
     )?;
     let fetched = git(s, &["rev-parse", "--verify", "refs/gt-pull/tag"])?;
-    if fetched != new.to_string() {
+    if gix::ObjectId::from_hex(fetched.as_bytes()).ok() != Some(new) {
         bail!("the remote's {ref_name} moved during the pull ({new} -> {fetched}); retry");
     }
     let from = verifier::TagSource::open(s).context("opening the tag-fetch scratch repository")?;
@@ -441,7 +450,7 @@ impl Quarantine {
             ],
         )?;
         let fetched = git(&self.dir, &["rev-parse", "--verify", "refs/gt-pull/new"])?;
-        if fetched != new.to_string() {
+        if gix::ObjectId::from_hex(fetched.as_bytes()).ok() != Some(new) {
             bail!("the remote's {ref_name} moved during the pull ({new} -> {fetched}); retry");
         }
         Ok(())

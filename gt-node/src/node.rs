@@ -664,6 +664,7 @@ impl Node {
         let local = repo.refs()?;
         let mut reports = Vec::new();
         let mut all_done = true;
+        let mut cached = None;
         let mut f = followed.clone();
         for (ref_name, new) in &refs {
             let old = local.get(ref_name).copied();
@@ -692,7 +693,7 @@ impl Node {
                 now,
             };
             match self
-                .fetch_from_peers(&peers, publisher, name, &repo, ctx)
+                .fetch_from_peers(&peers, publisher, name, &repo, ctx, &mut cached)
                 .await
             {
                 Ok(out) => {
@@ -776,6 +777,9 @@ impl Node {
         Err(last)
     }
 
+    /// Run the staged fetch of one ref, on the connection kept from the previous ref when there
+    /// is one, else on the first peer that completes it. A connection that worked is kept in
+    /// `cached` for the next ref of the same poll (one HELLO per poll, not per ref).
     async fn fetch_from_peers(
         &self,
         peers: &[SocketAddr],
@@ -783,38 +787,57 @@ impl Node {
         name: &str,
         repo: &Repo,
         ctx: RefUpdateCtx,
+        cached: &mut Option<transfer::Connection>,
     ) -> Result<transfer::FetchOutcome, NodeError> {
         let limits = PackLimits {
             max_bytes: self.config.max_pack_bytes,
             ..PackLimits::default()
         };
+        let id = transfer::repo_id(publisher, name);
         let mut last = NodeError::Invalid(format!("no peer serves {name}"));
-        for peer in peers {
-            let mut conn = match transfer::connect(*peer, publisher, name, None).await {
-                Ok(c) => c,
-                Err(e) => {
-                    last = e.into();
-                    continue;
-                }
+        let mut candidates: Vec<Option<SocketAddr>> = vec![None];
+        candidates.extend(peers.iter().copied().map(Some));
+        for candidate in candidates {
+            let mut conn = match candidate {
+                None => match cached.take() {
+                    Some(c) => c,
+                    None => continue,
+                },
+                Some(peer) => match transfer::connect(peer, publisher, name, None).await {
+                    Ok(c) => {
+                        self.traffic.add(&id, c.traffic);
+                        c
+                    }
+                    Err(e) => {
+                        last = e.into();
+                        continue;
+                    }
+                },
             };
+            let peer = conn.peer();
+            let before = conn.traffic;
             let fetch =
                 transfer::fetch_ref(&mut conn, repo, self.gate.as_ref(), ctx.clone(), limits);
             let result = match tokio::time::timeout(crate::wire::FETCH_TIMEOUT, fetch).await {
                 Ok(r) => r,
                 Err(_) => Err(TransferError::Wire {
-                    peer: *peer,
+                    peer,
                     source: crate::wire::WireError::Timeout(crate::wire::FETCH_TIMEOUT),
                 }),
             };
-            self.traffic
-                .add(&transfer::repo_id(publisher, name), conn.traffic);
             match result {
-                Ok(out) => return Ok(out),
+                Ok(out) => {
+                    self.traffic.add(&id, out.traffic);
+                    *cached = Some(conn);
+                    return Ok(out);
+                }
                 // A ref that moved locally meanwhile is not a peer's fault: stop.
                 Err(TransferError::Store(e @ StoreError::RefConflict { .. })) => {
+                    self.traffic.add(&id, conn.traffic.since(before));
                     return Err(e.into());
                 }
                 Err(e) => {
+                    self.traffic.add(&id, conn.traffic.since(before));
                     warn!(%peer, error = %e, "peer failed; trying the next one");
                     last = e.into();
                 }

@@ -133,6 +133,16 @@ pub struct Traffic {
     pub bytes_out: u64,
 }
 
+impl Traffic {
+    /// The bytes moved since `earlier` was taken from the same counter.
+    pub fn since(self, earlier: Traffic) -> Traffic {
+        Traffic {
+            bytes_in: self.bytes_in.saturating_sub(earlier.bytes_in),
+            bytes_out: self.bytes_out.saturating_sub(earlier.bytes_out),
+        }
+    }
+}
+
 /// Per-repository traffic counters, shared by a node's server and client.
 #[derive(Debug, Default)]
 pub struct TrafficLog {
@@ -596,6 +606,11 @@ pub async fn connect(
 }
 
 impl Connection {
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
     async fn send(&mut self, msg: &Message) -> Result<(), TransferError> {
         let n = wire::write_message(&mut self.stream, msg)
             .await
@@ -854,10 +869,7 @@ pub async fn fetch_ref(
     limits: PackLimits,
 ) -> Result<FetchOutcome, TransferError> {
     let before = conn.traffic;
-    let delta = |c: &Connection| Traffic {
-        bytes_in: c.traffic.bytes_in - before.bytes_in,
-        bytes_out: c.traffic.bytes_out - before.bytes_out,
-    };
+    let delta = |c: &Connection| c.traffic.since(before);
     if ctx.old == Some(ctx.new) {
         return Ok(FetchOutcome {
             decision: GateDecision::new(Verdict::Accept, "ref already has this value"),

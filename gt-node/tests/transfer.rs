@@ -453,3 +453,68 @@ async fn hostile_peers_change_nothing() {
     );
     fsck(&d);
 }
+
+#[tokio::test]
+async fn limits_hold_at_their_boundaries() {
+    let (_tmp, s, d) = setup();
+    // A chain of MAX_TAG_CHAIN tags is followed; one more level is refused.
+    let mut prev = "v2".to_owned();
+    for i in 1..=wire::MAX_TAG_CHAIN {
+        let name = format!("chain{i}");
+        git(
+            &s,
+            &["tag", "-a", &name, &prev, "-m", &format!("level {i} OK")],
+        );
+        prev = name;
+    }
+    let (addr, _server) = start_server(&s).await;
+    let dst = Repo::open(&d).unwrap();
+    let top = rev(&s, &format!("refs/tags/chain{}", wire::MAX_TAG_CHAIN - 1));
+    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
+        .await
+        .unwrap();
+    let (kind, tags) = conn.want_tag_chain(top).await.unwrap();
+    assert_eq!((kind, tags.len()), (Kind::Tag, wire::MAX_TAG_CHAIN));
+    let too_deep = rev(&s, &format!("refs/tags/chain{}", wire::MAX_TAG_CHAIN));
+    let err = conn.want_tag_chain(too_deep).await.unwrap_err();
+    assert!(matches!(err, TransferError::BadObject { .. }), "{err}");
+    // The accepted chain transfers and is fsck-clean.
+    let out = transfer::fetch_ref(
+        &mut conn,
+        &dst,
+        &MessageGate,
+        ctx("refs/tags/chain", None, top),
+        PackLimits::default(),
+    )
+    .await
+    .unwrap();
+    assert!(out.updated, "{out:?}");
+    fsck(&d);
+
+    // MAX_WANTS wants are served; one more is refused.
+    let v2 = rev(&s, "refs/tags/v2");
+    let (file, _) = conn
+        .want_pack(&vec![v2; wire::MAX_WANTS], &[], PackLimits::default())
+        .await
+        .unwrap();
+    assert!(file.metadata().unwrap().len() > 0);
+    let err = conn
+        .want_pack(&vec![v2; wire::MAX_WANTS + 1], &[], PackLimits::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransferError::Refused { .. }), "{err}");
+
+    // An object of MAX_OBJECT_BYTES + 1 bytes is refused by the client (it is not even hashed).
+    let addr = hostile_server(false, |_| {
+        frame(&Message::Object(wire::Object {
+            kind: "tag".into(),
+            data: ByteBuf::from(vec![b'x'; wire::MAX_OBJECT_BYTES + 1]),
+        }))
+    })
+    .await;
+    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
+        .await
+        .unwrap();
+    let err = conn.want_object(v2).await.unwrap_err();
+    assert!(matches!(err, TransferError::BadObject { .. }), "{err}");
+}

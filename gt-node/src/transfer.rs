@@ -39,6 +39,9 @@ use crate::wire::{
     PACK_CHUNK_BYTES, PROTOCOL_VERSION, WireError,
 };
 
+/// Pause after a failed `accept` (e.g. no file descriptors left) before trying again.
+pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Transfer failures (client and server side).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -262,7 +265,9 @@ impl Server {
             let (stream, peer) = match listener.accept().await {
                 Ok(x) => x,
                 Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
                     warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             };

@@ -765,10 +765,10 @@ impl Evaluator {
     }
 
     /// `{A, B, C, ...}` with at most [`MAX_EXPLAINED_PRINCIPALS`] names.
-    fn list(&self, items: impl Iterator<Item = String>) -> String {
-        let all: Vec<String> = items.collect();
-        let n = all.len();
-        let mut shown: Vec<String> = all.into_iter().take(MAX_EXPLAINED_PRINCIPALS).collect();
+    /// Items are produced lazily: only the ones shown are labelled (a 900-key list costs 6).
+    fn list(&self, items: impl ExactSizeIterator<Item = String>) -> String {
+        let n = items.len();
+        let mut shown: Vec<String> = items.take(MAX_EXPLAINED_PRINCIPALS).collect();
         if n > MAX_EXPLAINED_PRINCIPALS {
             shown.push(format!("... {} more", n - MAX_EXPLAINED_PRINCIPALS));
         }
@@ -861,7 +861,7 @@ pub fn label_text(keyring: &Keyring, principal: &str) -> String {
         .unwrap_or("");
     let uid = sequoia_openpgp::Fingerprint::from_hex(p.fingerprint_hex())
         .ok()
-        .and_then(|f| keyring.get(&f).cloned())
+        .and_then(|f| keyring.get(&f))
         .and_then(|c| {
             c.userids()
                 .next()

@@ -3,13 +3,15 @@
 //! numbered from 0).
 //!
 //! Assertions are independent, so large files are checked on all cores; the output order is
-//! the file order. Decoded Authorizer keys are cached per worker, so a file of credentials by
-//! one key decodes (and, for DSA, validates) that key once per worker.
+//! the file order. Decoded Authorizer keys are shared by all workers, so a file of credentials
+//! by one key decodes and validates that key once, and its verification precomputation
+//! (keynote::crypto's per-key Montgomery set-up and DSA tables) is built once.
 
 use keynote::crypto::{Principal, Registry, SignatureError};
 use keynote::{Assertion, split_assertions};
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 const USAGE: &str = "Arguments:\n\t<AssertionFile>\n";
 
@@ -35,21 +37,28 @@ enum Outcome {
     UnknownError,
 }
 
-fn check(
-    text: &str,
-    registry: &Registry,
-    keys: &mut HashMap<String, Option<Principal>>,
-) -> Outcome {
+/// Decoded Authorizers by their string (`None`: the string is a malformed key).
+type KeyCache = Mutex<HashMap<String, Option<Arc<Principal>>>>;
+
+/// The principal for `authorizer`, decoded once per distinct string.
+fn principal(keys: &KeyCache, authorizer: String) -> Option<Arc<Principal>> {
+    if let Some(found) = keys.lock().ok()?.get(&authorizer) {
+        return found.clone();
+    }
+    // Decode outside the lock; a racing worker may decode the same key once more.
+    let decoded = Principal::parse(&authorizer).ok().map(Arc::new);
+    let mut map = keys.lock().ok()?;
+    map.entry(authorizer).or_insert(decoded).clone()
+}
+
+fn check(text: &str, registry: &Registry, keys: &KeyCache) -> Outcome {
     let Ok(assertion) = Assertion::parse(text) else {
         return Outcome::SyntaxError;
     };
     let Ok(authorizer) = assertion.authorizer_without_action() else {
         return Outcome::SyntaxError;
     };
-    let principal = keys
-        .entry(authorizer)
-        .or_insert_with_key(|s| Principal::parse(s).ok());
-    let Some(principal) = principal else {
+    let Some(principal) = principal(keys, authorizer) else {
         return Outcome::SyntaxError;
     };
     if !assertion.has_signature() {
@@ -59,7 +68,7 @@ fn check(
         // A Signature field whose value is not a string.
         return Outcome::SyntaxError;
     };
-    match registry.verify_assertion(principal, assertion.signed_body(), signature) {
+    match registry.verify_assertion(&principal, assertion.signed_body(), signature) {
         Ok(()) => Outcome::Verified,
         Err(e) if e.is_syntax_error() => Outcome::SyntaxError,
         Err(SignatureError::TooShort { .. }) => Outcome::UnknownError,
@@ -69,14 +78,14 @@ fn check(
 
 fn check_all(assertions: &[&str]) -> Vec<Outcome> {
     let registry = Registry::rfc2792();
+    let keys = KeyCache::default();
     let workers = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(MAX_WORKERS);
     if workers < 2 || assertions.len() < PARALLEL_THRESHOLD {
-        let mut keys = HashMap::new();
         return assertions
             .iter()
-            .map(|a| check(a, &registry, &mut keys))
+            .map(|a| check(a, &registry, &keys))
             .collect();
     }
     let chunk = assertions.len().div_ceil(workers);
@@ -84,11 +93,10 @@ fn check_all(assertions: &[&str]) -> Vec<Outcome> {
         let handles: Vec<_> = assertions
             .chunks(chunk)
             .map(|part| {
-                let registry = &registry;
+                let (registry, keys) = (&registry, &keys);
                 scope.spawn(move || {
-                    let mut keys = HashMap::new();
                     part.iter()
-                        .map(|a| check(a, registry, &mut keys))
+                        .map(|a| check(a, registry, keys))
                         .collect::<Vec<_>>()
                 })
             })
@@ -166,14 +174,14 @@ mod tests {
     #[test]
     fn short_base64_signature_is_an_unknown_error() {
         let text = "Authorizer: \"rsa-base64:MIGJAoGBANfZdi8WB4FX6dr5DjJVHBImlM40qXoBAdi1hf4iXaficDrzjSpFGD+uOz8FcwqHghnxYi+PlTomOmMtit6qwd+Y7S7/Dsg/pzbGsbfwpHNARizKmKAm0g08IFAXlsXJTi1/2FNb5Xz5V6i/Z/vJu+eA8ugA+arG0mUWz3lISl/dAgMBAAE=\"\nSignature: \"sig-rsa-sha1-base64:AA==\"\n";
-        let mut keys = HashMap::new();
+        let keys = KeyCache::default();
         assert_eq!(
-            check(text, &Registry::rfc2792(), &mut keys),
+            check(text, &Registry::rfc2792(), &keys),
             Outcome::UnknownError
         );
         let odd = text.replace("sig-rsa-sha1-base64:AA==", "sig-rsa-sha1-hex:abc");
         assert_eq!(
-            check(&odd, &Registry::rfc2792(), &mut keys),
+            check(&odd, &Registry::rfc2792(), &keys),
             Outcome::SyntaxError
         );
     }

@@ -33,8 +33,9 @@ row() {
     name=$1; ref=$2; dir=$3; shift 3
     answer=$(cd "$dir" && "$gt" keynote "$@" 2>/dev/null | head -1 | sed 's/Query result = //')
     ms=$(median_ms "$dir" "$gt" keynote "$@")
-    printf '%-4s %-44s %10s ms   reference %-12s answer %s\n' "$name" "$*" "$ms" "$ref" "$answer" |
-        cut -c1-160
+    shown=$(echo "$*" | cut -c1-60)
+    [ ${#shown} -lt ${#*} ] && shown="$shown..."
+    printf '%-4s %-64s %9s ms   reference %-12s answer %s\n' "$name" "$shown" "$ms" "$ref" "$answer"
 }
 
 echo "gt keynote, whole process, median of $runs runs (reference: KeyNote 2.3, perf/README.md)"

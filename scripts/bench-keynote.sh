@@ -33,8 +33,9 @@ row() {
     name=$1; ref=$2; dir=$3; shift 3
     answer=$(cd "$dir" && "$gt" keynote "$@" 2>/dev/null | head -1 | sed 's/Query result = //')
     ms=$(median_ms "$dir" "$gt" keynote "$@")
-    shown=$(echo "$*" | cut -c1-60)
-    [ ${#shown} -lt ${#*} ] && shown="$shown..."
+    all="$*"
+    shown=$(echo "$all" | cut -c1-60)
+    if [ ${#shown} -lt ${#all} ]; then shown="$shown..."; fi
     printf '%-4s %-64s %9s ms   reference %-12s answer %s\n' "$name" "$shown" "$ms" "$ref" "$answer"
 }
 

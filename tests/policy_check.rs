@@ -306,6 +306,29 @@ fn moving_or_deleting_a_tag_needs_an_explicit_grant() {
         v["reasons"].to_string().contains("granted explicitly"),
         "{v}"
     );
+    // Deleting is a tag operation too. A deletion carries no signature, so only a
+    // Conditions-only grant can allow it, and it too must name the operation.
+    let delete = format!("refs/tags/nightly:{}", common::ZERO);
+    let open = t.policy(
+        "open.kn",
+        "KeyNote-Version: 2\nAuthorizer: \"POLICY\"\n\
+         Conditions: app_domain == \"gittorrent\" && ref_kind == \"tag\" -> \"accept\";\n",
+    );
+    let v = t.decision(&[&open], &ALL, &delete);
+    assert_eq!(v["decision"], "reject", "{v}");
+    assert_eq!(v["env"]["operation"], "delete");
+    assert!(
+        v["reasons"].to_string().contains("deletion of a tag"),
+        "{v}"
+    );
+    let deletable = t.policy(
+        "deletable.kn",
+        "KeyNote-Version: 2\nAuthorizer: \"POLICY\"\n\
+         Conditions: app_domain == \"gittorrent\" && ref == \"refs/tags/nightly\" &&\n    \
+         operation == \"delete\" && source == \"cli\" -> \"accept\";\n",
+    );
+    let v = t.decision(&[&deletable], &ALL, &delete);
+    assert_eq!(v["decision"], "accept", "{v}");
     // Names the operation: the move is granted.
     let explicit = t.policy(
         "explicit.kn",

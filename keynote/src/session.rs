@@ -189,7 +189,10 @@ impl Interner {
             return Ok(*id);
         }
         let p = Principal::parse(text)?;
-        let id = self.intern_principal(&p);
+        let id = match self.by_principal.get(&p) {
+            Some(id) => *id,
+            None => self.insert(p),
+        };
         self.by_text.insert(text.to_owned(), id);
         Ok(id)
     }
@@ -197,9 +200,13 @@ impl Interner {
         if let Some(id) = self.by_principal.get(p) {
             return *id;
         }
+        self.insert(p.clone())
+    }
+    /// Add a principal known to be new.
+    fn insert(&mut self, p: Principal) -> usize {
         let id = self.list.len();
-        self.list.push(p.clone());
         self.by_principal.insert(p.clone(), id);
+        self.list.push(p);
         id
     }
     fn len(&self) -> usize {

@@ -696,6 +696,9 @@ impl Node {
                 .fetch_from_peers(&peers, publisher, name, &repo, ctx, &mut cached)
                 .await
             {
+                Ok(out) if out.stale => {
+                    reports.push(report("stale", out.decision.explanation));
+                }
                 Ok(out) => {
                     let verdict = out.decision.verdict;
                     let oid = new.to_string();

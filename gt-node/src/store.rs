@@ -30,6 +30,10 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use crate::announce::RefMap;
 use crate::wire::{MAX_PACK_BYTES, MAX_PACK_OBJECTS, MAX_TAG_CHAIN};
 
+/// Most commits walked to decide whether an announced commit is older than the current one;
+/// beyond it the update is treated as new and goes to the gate.
+pub const MAX_ANCESTRY_WALK: usize = 100_000;
+
 /// Name of the quarantine directory inside the git directory.
 pub const QUARANTINE_DIR: &str = "gt-quarantine";
 
@@ -265,6 +269,47 @@ impl Repo {
             .try_find_object(*oid)
             .map_err(git_err("read object", &self.path))?;
         Ok(obj.map(|o| (o.kind, o.data.clone())))
+    }
+
+    /// Whether commit `ancestor` is in the history of `descendant` (peeled to a commit),
+    /// walking at most [`MAX_ANCESTRY_WALK`] commits. `false` when either is missing here or
+    /// is not a commit, or when the walk hits the bound.
+    pub fn is_ancestor(
+        &self,
+        ancestor: ObjectId,
+        descendant: ObjectId,
+    ) -> Result<bool, StoreError> {
+        let repo = self.gix()?;
+        let peel = |id: ObjectId| -> Option<ObjectId> {
+            let obj = repo.try_find_object(id).ok()??;
+            obj.peel_to_kind(Kind::Commit).ok().map(|c| c.id)
+        };
+        // Only a commit can be "older": a tag object is a statement of its own (a re-signed tag
+        // for the same commit is a real update), so tags always go to the gate.
+        let is_commit = repo
+            .try_find_object(ancestor)
+            .ok()
+            .flatten()
+            .is_some_and(|o| o.kind == Kind::Commit);
+        let (true, Some(d)) = (is_commit, peel(descendant)) else {
+            return Ok(false);
+        };
+        let a = ancestor;
+        let walk = repo
+            .rev_walk([d])
+            .all()
+            .map_err(git_err("walk history", &self.path))?;
+        for info in walk.take(MAX_ANCESTRY_WALK) {
+            let info = info.map_err(|e| StoreError::Git {
+                what: "walk history",
+                repo: self.path.clone(),
+                detail: e.to_string(),
+            })?;
+            if info.id == a {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The given objects and, for tags among them, every object down their tag chains (at most

@@ -860,6 +860,9 @@ pub struct FetchOutcome {
     pub pack_objects: u32,
     /// Bytes moved on the connection for this update (HELLO excluded).
     pub traffic: Traffic,
+    /// The announcement was stale: the announced commit is already in the history of the
+    /// ref's current value. Nothing was fetched or decided.
+    pub stale: bool,
 }
 
 /// Run the staged fetch of one ref update over `conn` into `store`, deciding with `gate`.
@@ -881,7 +884,28 @@ pub async fn fetch_ref(
             updated: false,
             pack_objects: 0,
             traffic: Traffic::default(),
+            stale: false,
         });
+    }
+    // An older ref (the announced commit is an ancestor of what we have) changes nothing and
+    // costs nothing: decided locally, before any request.
+    if let Some(old) = ctx.old {
+        let (store2, new) = (store.clone(), ctx.new);
+        let stale = tokio::task::spawn_blocking(move || store2.is_ancestor(new, old))
+            .await
+            .map_err(|e| TransferError::Join(e.to_string()))??;
+        if stale {
+            return Ok(FetchOutcome {
+                decision: GateDecision::new(
+                    Verdict::Reject,
+                    format!("stale: {new} is already in the history of {old}"),
+                ),
+                updated: false,
+                pack_objects: 0,
+                traffic: Traffic::default(),
+                stale: true,
+            });
+        }
     }
     ctx.served_by = conn.server_key;
 
@@ -901,6 +925,7 @@ pub async fn fetch_ref(
             updated: false,
             pack_objects: 0,
             traffic: delta(conn),
+            stale: false,
         });
     }
 
@@ -919,5 +944,6 @@ pub async fn fetch_ref(
         updated: true,
         pack_objects: objects,
         traffic: delta(conn),
+        stale: false,
     })
 }

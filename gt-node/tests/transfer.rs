@@ -518,3 +518,48 @@ async fn limits_hold_at_their_boundaries() {
     let err = conn.want_object(v2).await.unwrap_err();
     assert!(matches!(err, TransferError::BadObject { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn an_older_commit_is_stale_and_costs_nothing() {
+    let (_tmp, s, d) = setup();
+    let (addr, _server) = start_server(&s).await;
+    let dst = Repo::open(&d).unwrap();
+    let (main, older) = (rev(&s, "main"), rev(&s, "main~2"));
+    // Bring main in directly (the test gate would reject a commit ref).
+    let src = Repo::open(&s).unwrap();
+    let mut pack = src
+        .generate_pack(&[main], &[], PackLimits::default())
+        .unwrap();
+    use std::io::Seek;
+    pack.file.seek(std::io::SeekFrom::Start(0)).unwrap();
+    let mut reader = std::io::BufReader::new(pack.file);
+    dst.receive_pack(&mut reader, &[main], PackLimits::default())
+        .unwrap()
+        .commit("refs/heads/main", None, main)
+        .unwrap();
+    assert!(dst.is_ancestor(older, main).unwrap());
+    assert!(!dst.is_ancestor(main, older).unwrap());
+    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
+        .await
+        .unwrap();
+    let hello = conn.traffic;
+    let out = transfer::fetch_ref(
+        &mut conn,
+        &dst,
+        &MessageGate,
+        ctx("refs/heads/main", Some(main), older),
+        PackLimits::default(),
+    )
+    .await
+    .unwrap();
+    assert!(out.stale && !out.updated, "{out:?}");
+    assert_eq!(
+        conn.traffic, hello,
+        "a stale announcement sends and receives nothing"
+    );
+    assert_eq!(rev(&d, "refs/heads/main"), main);
+    // A tag is never "older": it goes to the gate even when it names an old commit.
+    let v1 = rev(&s, "refs/tags/v1");
+    assert!(!dst.is_ancestor(v1, main).unwrap());
+    fsck(&d);
+}

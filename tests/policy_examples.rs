@@ -260,3 +260,32 @@ fn a_tampered_delegation_is_ignored_and_reported() {
     // The untouched delegations still work.
     assert_eq!(got["refs/tags/usb-6.1"]["decision"], "accept");
 }
+
+#[test]
+fn every_example_policy_lints_clean() {
+    let w = World::new(&[]);
+    for entry in std::fs::read_dir(policies_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let mut args = vec!["policy".to_owned(), "lint".to_owned()];
+        for k in KEYS {
+            args.push("--keyring".into());
+            args.push(pubkey(k).display().to_string());
+        }
+        args.push(path.display().to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = w.gt(w.tmp.path(), &args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}

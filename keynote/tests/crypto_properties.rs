@@ -6,10 +6,10 @@
 #![allow(clippy::unwrap_used)]
 
 use keynote::crypto::{
-    Backend, DecodeError, FIXED_BASE_AFTER, KeyAlgorithm, KeyError, MAX_DSA_PRIME_BITS,
-    MAX_ENCODED_KEY_LEN, MAX_RSA_MODULUS_BITS, Principal, PrivateKey, PublicKey,
-    RFC2792_ALGORITHMS, Registry, Rfc2792Algorithm, SignatureError, TextEncoding, X509Key,
-    sign_assertion,
+    Backend, DSA_SUBGROUP_BITS, DecodeError, FIXED_BASE_AFTER, KeyAlgorithm, KeyError,
+    MAX_DSA_PRIME_BITS, MAX_ENCODED_KEY_LEN, MAX_RSA_MODULUS_BITS, Principal, PrivateKey,
+    PublicKey, RFC2792_ALGORITHMS, Registry, Rfc2792Algorithm, SignatureError, TextEncoding,
+    X509Key, sign_assertion,
 };
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -474,7 +474,7 @@ fn dsa_prime_limit_boundary() {
         let content = [
             der_uint(&[3]),
             der_uint(&ones(p_bits)),
-            der_uint(&[0x7f; 20]),
+            der_uint(&ones(160)),
             der_uint(&[2]),
         ]
         .concat();
@@ -491,6 +491,37 @@ fn dsa_prime_limit_boundary() {
         !matches!(&at, Err(SignatureError::UnusableKey { reason, .. }) if reason.contains("exceeds")),
         "{at:?}"
     );
+}
+
+#[test]
+fn dsa_subgroup_sizes_are_those_of_openssl() {
+    // q must have 160, 224 or 256 bits, as the reference's DSA_verify demands; a large q
+    // would make the key check and each verification slow.
+    let key = |q: &[u8]| {
+        let content = [
+            der_uint(&[3]),
+            der_uint(&ones(1024)),
+            der_uint(q),
+            der_uint(&[2]),
+        ]
+        .concat();
+        Principal::parse(&format!("dsa-hex:{}", hex::encode(tlv(0x30, &content)))).unwrap()
+    };
+    let sig = "sig-dsa-sha1-hex:3006020101020101";
+    for bits in [159usize, 161, 512, 1000] {
+        let err = Registry::default().verify_assertion(&key(&ones(bits)), b"x", sig);
+        assert!(
+            matches!(&err, Err(SignatureError::UnusableKey { reason, .. }) if reason.contains("must be 160")),
+            "{bits}: {err:?}"
+        );
+    }
+    for bits in DSA_SUBGROUP_BITS {
+        let err = Registry::default().verify_assertion(&key(&ones(bits)), b"x", sig);
+        assert!(
+            !matches!(&err, Err(SignatureError::UnusableKey { reason, .. }) if reason.contains("must be 160")),
+            "{bits}: {err:?}"
+        );
+    }
 }
 
 #[test]

@@ -198,8 +198,9 @@ impl DsaPublicKey {
             &self.g.to_bytes_be(),
         ])
     }
-    /// The `dsa` crate's key for verification (cached); refuses p over [`MAX_DSA_PRIME_BITS`]
-    /// and q larger than p, so hostile keys cannot make verification arbitrarily slow.
+    /// The `dsa` crate's key for verification (cached); refuses p over [`MAX_DSA_PRIME_BITS`],
+    /// q not smaller than p and q sizes other than [`DSA_SUBGROUP_BITS`], so hostile keys
+    /// cannot make verification arbitrarily slow.
     pub(crate) fn verifier(&self) -> Result<&(dsa::VerifyingKey, DsaVerifyOp), String> {
         self.verifier
             .get_or_init(|| {
@@ -211,6 +212,12 @@ impl DsaPublicKey {
                 }
                 if self.q >= self.p {
                     return Err("DSA q is not smaller than p".to_owned());
+                }
+                if !DSA_SUBGROUP_BITS.contains(&self.q.bits()) {
+                    return Err(format!(
+                        "DSA q of {} bits (must be 160, 224 or 256)",
+                        self.q.bits()
+                    ));
                 }
                 let components = dsa::Components::from_components(
                     self.p.clone(),
@@ -254,6 +261,11 @@ impl fmt::Debug for DsaPublicKey {
             .finish()
     }
 }
+
+/// The sizes of the DSA subgroup order q that verification accepts (FIPS 186-4 §4.2), as
+/// OpenSSL's `DSA_verify` in the reference does; this also bounds the exponents, so a hostile
+/// key cannot make verification slow.
+pub const DSA_SUBGROUP_BITS: [usize; 3] = [160, 224, 256];
 
 /// The public key inside an `x509-` key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -28,8 +28,15 @@
 //! * DER must be strict with nothing after the key (OpenSSL's `d2i_*` ignore trailing bytes).
 //! * `x509-` keys: a DER certificate (as the reference) or a bare SubjectPublicKeyInfo, RSA or
 //!   DSA inside; `sig-x509-sha1-*` signatures are not implemented.
-//! * Size limits ([`MAX_ENCODED_KEY_LEN`], [`MAX_RSA_MODULUS_BITS`], [`MAX_DSA_PRIME_BITS`])
-//!   bound the work a hostile credential can cause.
+//! * Size limits ([`MAX_ENCODED_KEY_LEN`], [`MAX_RSA_MODULUS_BITS`], [`MAX_DSA_PRIME_BITS`],
+//!   and q of [`DSA_SUBGROUP_BITS`] as OpenSSL's `DSA_verify` demands) bound the work a hostile
+//!   credential can cause.
+//!
+//! # Speed
+//! Verification does the public-key arithmetic on crypto-bigint with per-key precomputation
+//! (fast.rs), cross-checked against the `rsa` and `dsa` crates in the tests. Callers that meet
+//! the same key string many times should keep the decoded [`Principal`] (clones share the
+//! precomputation).
 
 mod encoding;
 mod error;
@@ -41,8 +48,8 @@ pub use encoding::{DecodeError, TextEncoding, decode_base64, decode_hex, print_k
 pub use error::{KeyError, KeyGenError, SignatureError};
 pub use fast::FIXED_BASE_AFTER;
 pub use key::{
-    DsaPublicKey, KeyAlgorithm, PRIVATE_KEY_PREFIX, PrivateKey, PublicKey, RSA_KEYGEN_BITS,
-    RsaPublicKey, X509Key, key_prefix,
+    DSA_SUBGROUP_BITS, DsaPublicKey, KeyAlgorithm, PRIVATE_KEY_PREFIX, PrivateKey, PublicKey,
+    RSA_KEYGEN_BITS, RsaPublicKey, X509Key, key_prefix,
 };
 pub use rfc2792::{
     Backend, HashAlgorithm, RFC2792_ALGORITHMS, Rfc2792, Rfc2792Algorithm, check_signer,

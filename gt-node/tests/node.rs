@@ -113,6 +113,16 @@ async fn share_follow_propagate_and_restart() {
         "{peers:?}"
     );
 
+    // A daemon round: A republishes (seq grows), B re-announces, re-puts and polls.
+    assert!(a.tick(now, true).await.is_empty());
+    assert_eq!(a.status().shared[0].seq, Some(seq + 2));
+    let round = b.tick(now, true).await;
+    assert_eq!(round.len(), 1);
+    let reports = round[0].1.as_ref().unwrap();
+    assert!(
+        reports.iter().all(|r| r.outcome == "skipped"),
+        "{reports:?}"
+    );
     // B keeps A's signed item alive by re-putting it as A signed it.
     assert_eq!(b.republish_followed().await, 1);
     // A goes away; C follows and gets v2 from B.
@@ -140,7 +150,7 @@ async fn share_follow_propagate_and_restart() {
     let b = node(&b_dir, &net.bootstrap).await;
     assert_eq!(b.public_key(), b_key);
     let status = b.status();
-    assert_eq!(status.followed[0].last_seq, Some(seq + 1));
+    assert_eq!(status.followed[0].last_seq, Some(seq + 2));
     assert_eq!(status.followed[0].propagated, 1);
     assert_eq!(rev(&b_repo, "refs/tags/v2"), rev(&src, "refs/tags/v2"));
     assert!(b.poll(&publisher, "demo", now).await.unwrap().is_empty());

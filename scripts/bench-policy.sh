@@ -5,6 +5,10 @@
 #
 #   scripts/bench-policy.sh [GT_BINARY]     (default: target/release/gt, built if missing)
 #   RUNS=5 scripts/bench-policy.sh
+#   BACKEND=openssl scripts/bench-policy.sh  (the production backend: builds gt with
+#                                            --no-default-features --features crypto-openssl
+#                                            into target/openssl; needs libssl-dev, pkg-config,
+#                                            libclang-dev: scripts/setup-system-packages)
 #
 # Each tag object is stored with `git hash-object -t tag -w --literally` (their targets are not
 # in the repository; neither tool needs them) under refs/tags/<its tag header>. gpg gets Junio's
@@ -12,9 +16,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-GT=${1:-$ROOT/target/release/gt}
 RUNS=${RUNS:-5}
-if [ ! -x "$GT" ]; then cargo build --release -p gt >&2; fi
+if [ "${BACKEND:-rust}" = openssl ]; then
+    GT=${1:-$ROOT/target/openssl/release/gt}
+    if [ ! -x "$GT" ]; then
+        CARGO_TARGET_DIR=$ROOT/target/openssl cargo build --release -p gt \
+            --no-default-features --features crypto-openssl >&2
+    fi
+else
+    GT=${1:-$ROOT/target/release/gt}
+    if [ ! -x "$GT" ]; then cargo build --release -p gt >&2; fi
+fi
 
 WORK=$(mktemp -d)
 trap 'gpgconf --homedir "$WORK/gnupg" --kill all >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT

@@ -8,8 +8,10 @@
 //! exit statuses are the reference's, byte for byte on stdout.
 
 use keynote::ast::StrExpr;
-use keynote::{Session, Trust};
+use keynote::{Assertion, ParseError, Session, Trust};
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 
 const USAGE: &str = "Arguments:\n\t-h:             This message\n\t-r <valuelist>: Comma separated, ordered return-value list\n\t-e <filename>:  Environment settings\n\t-l <filename>:  Trusted (local) assertion\n\t-k <filename>:  File containing key\nFollowed by a list of:\n\t<filename>:     Non-local assertion\n";
 
@@ -36,6 +38,72 @@ fn strerror(e: &std::io::Error) -> String {
             }
         }
     }
+}
+
+/// A file read and parsed ahead of time (or why that failed).
+type Loaded = Result<Result<Arc<Assertion>, ParseError>, std::io::Error>;
+
+/// Read and parse assertion files on all cores: parsing dominates `verify` on large inputs,
+/// and files are independent. Errors are kept and reported later, in command-line order.
+fn load_all(paths: &[&str]) -> HashMap<String, Loaded> {
+    let load = |path: &str| -> Loaded {
+        let bytes = std::fs::read(path)?;
+        Ok(Assertion::parse(&String::from_utf8_lossy(&bytes)).map(Arc::new))
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 8);
+    if paths.len() < 16 || workers == 1 {
+        return paths.iter().map(|p| ((*p).to_owned(), load(p))).collect();
+    }
+    let chunk = paths.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|p| ((*p).to_owned(), load(p)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = HashMap::new();
+        for h in handles {
+            // A worker only panics if the parser does, which it must not; fall back to an
+            // empty result so the files are read again on the main thread.
+            out.extend(h.join().unwrap_or_default());
+        }
+        out
+    })
+}
+
+/// Add one assertion file, reporting problems as the reference does.
+fn add_file(
+    session: &mut Session,
+    loaded: &mut HashMap<String, Loaded>,
+    path: &str,
+    trust: Trust,
+    err: &mut dyn Write,
+) -> Result<(), i32> {
+    let result = match loaded.remove(path) {
+        Some(r) => r,
+        None => std::fs::read(path)
+            .map(|b| Assertion::parse(&String::from_utf8_lossy(&b)).map(Arc::new)),
+    };
+    match result {
+        Ok(Ok(a)) => {
+            session.add_parsed(a, trust);
+        }
+        Ok(Err(_)) => {
+            let _ = writeln!(err, "Error for assertion in file <{path}>, errno -2.");
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{path}: {}", strerror(&e));
+            return Err(1);
+        }
+    }
+    Ok(())
 }
 
 fn read(path: &str, err: &mut dyn Write) -> Result<String, i32> {
@@ -110,6 +178,15 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
     }
 
+    let assertion_paths: Vec<&str> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Trusted(p) => Some(p.as_str()),
+            _ => None,
+        })
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let mut loaded = load_all(&assertion_paths);
     let mut session = Session::default();
     let (mut have_env, mut have_values, mut have_key, mut have_trusted) =
         (false, false, false, false);
@@ -170,12 +247,8 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 have_key = true;
             }
             Item::Trusted(path) => {
-                let text = match read(&path, err) {
-                    Ok(t) => t,
-                    Err(code) => return code,
-                };
-                if session.add_assertion(&text, Trust::Trusted).is_err() {
-                    let _ = writeln!(err, "Error for assertion in file <{path}>, errno -2.");
+                if let Err(code) = add_file(&mut session, &mut loaded, &path, Trust::Trusted, err) {
+                    return code;
                 }
                 have_trusted = true;
             }
@@ -202,12 +275,8 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
     // The reference adds untrusted files last to first.
     for path in files.iter().rev() {
-        let text = match read(path, err) {
-            Ok(t) => t,
-            Err(code) => return code,
-        };
-        if session.add_assertion(&text, Trust::Untrusted).is_err() {
-            let _ = writeln!(err, "Error for assertion in file <{path}>, errno -2.");
+        if let Err(code) = add_file(&mut session, &mut loaded, path, Trust::Untrusted, err) {
+            return code;
         }
     }
     let result = match session.query() {

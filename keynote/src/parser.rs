@@ -232,6 +232,7 @@ fn lex(src: &str, mode: Mode) -> Result<Cx<'_>> {
     let mut codes = String::with_capacity(src.len() / 3);
     let mut spans = Vec::with_capacity(src.len() / 3);
     let mut i = 0;
+    let mut after_operand = false;
     while let Some(&c) = b.get(i) {
         let start = i;
         let code = match c {
@@ -303,14 +304,17 @@ fn lex(src: &str, mode: Mode) -> Result<Cx<'_>> {
                         b'<' => ('L', 1),
                         b'>' => ('G', 1),
                         b'+' => ('S', 1),
-                        b'-' => ('M', 1),
+                        // Binary minus after an operand, unary minus anywhere else: the
+                        // grammar can then match every prefix with one character range.
+                        b'-' if after_operand => ('M', 1),
+                        b'-' => ('%', 1),
                         b'.' => ('C', 1),
                         b'*' => ('T', 1),
                         b'/' => ('D', 1),
                         b'%' => ('R', 1),
                         b'^' => ('W', 1),
                         b'!' => ('!', 1),
-                        b'@' => ('@', 1),
+                        b'@' => ('"', 1),
                         b'&' => ('&', 1),
                         b'$' => ('$', 1),
                         b'(' => ('(', 1),
@@ -332,6 +336,7 @@ fn lex(src: &str, mode: Mode) -> Result<Cx<'_>> {
                 code
             }
         };
+        after_operand = code.is_ascii_lowercase() || code == ')';
         codes.push(code);
         spans.push(start..i);
     }
@@ -624,7 +629,7 @@ impl Walk<'_, '_> {
             };
         }
         let prefixes = self.pos;
-        while matches!(self.codes.get(self.pos), Some(b'@' | b'&' | b'$' | b'M')) {
+        while matches!(self.codes.get(self.pos), Some(b'"' | b'&' | b'$' | b'%')) {
             self.pos += 1;
         }
         let atom_at = self.pos;
@@ -649,11 +654,11 @@ impl Walk<'_, '_> {
             let p = self.codes.get(i).copied().unwrap_or(b'$');
             v = match (p, v) {
                 (b'$', Val::Str(s)) => Val::Str(deref(1, s)),
-                (b'@', Val::Str(s)) => Val::Int(NumExpr::Convert(Box::new(s))),
+                (b'"', Val::Str(s)) => Val::Int(NumExpr::Convert(Box::new(s))),
                 (b'&', Val::Str(s)) => Val::Float(NumExpr::Convert(Box::new(s))),
-                (b'M', Val::Int(e)) => Val::Int(negate(e)),
-                (b'M', Val::Float(e)) => Val::Float(negate(e)),
-                (b'M', _) => return Err(self.ty("`-` applies to numbers", i, self.pos)),
+                (b'%', Val::Int(e)) => Val::Int(negate(e)),
+                (b'%', Val::Float(e)) => Val::Float(negate(e)),
+                (b'%', _) => return Err(self.ty("`-` applies to numbers", i, self.pos)),
                 _ => return Err(self.ty("`$`, `@`, `&` apply to strings", i, self.pos)),
             };
         }

@@ -7,9 +7,9 @@
 
 use keynote::crypto::{
     Backend, DSA_SUBGROUP_BITS, DecodeError, FIXED_BASE_AFTER, KeyAlgorithm, KeyError,
-    MAX_DSA_PRIME_BITS, MAX_ENCODED_KEY_LEN, MAX_RSA_MODULUS_BITS, Principal, PrivateKey,
-    PublicKey, RFC2792_ALGORITHMS, Registry, Rfc2792Algorithm, SignatureError, TextEncoding,
-    X509Key, sign_assertion,
+    MAX_DSA_PRIME_BITS, MAX_ENCODED_KEY_LEN, MAX_RSA_MODULUS_BITS, MONTGOMERY_AFTER, Principal,
+    PrivateKey, PublicKey, RFC2792_ALGORITHMS, Registry, Rfc2792Algorithm, SignatureError,
+    TextEncoding, X509Key, sign_assertion,
 };
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -165,6 +165,26 @@ fn signature_bit_flips_are_detected() {
 }
 
 #[test]
+fn rsa_one_shot_and_montgomery_paths_agree() {
+    // The same key object: the first MONTGOMERY_AFTER verifications take the one-shot path,
+    // later ones the Montgomery set-up; good and bad signatures are judged alike throughout.
+    let signer = public_of(BOB);
+    for n in 0..(MONTGOMERY_AFTER * 4) {
+        let body = format!("{BODY}# {n}\n");
+        let sig = sign_assertion("sig-rsa-md5-hex:", BOB, body.as_bytes()).unwrap();
+        assert!(
+            verify(&signer, body.as_bytes(), &sig, Backend::Fast).is_ok(),
+            "{n}"
+        );
+        let other = format!("{body} ");
+        assert!(matches!(
+            verify(&signer, other.as_bytes(), &sig, Backend::Fast),
+            Err(SignatureError::BadSignature { .. })
+        ));
+    }
+}
+
+#[test]
 fn rsa_signature_with_leading_zeros_dropped_still_verifies() {
     // OpenSSL works on the number: a signature whose first byte(s) are zero may be written
     // shorter. Find such a body by trying a few.
@@ -186,10 +206,11 @@ fn rsa_signature_with_leading_zeros_dropped_still_verifies() {
 
 #[test]
 fn fast_dsa_tables_agree_with_the_dsa_crate() {
-    // One key object verifies many signatures, so the fixed-base tables kick in after
-    // FIXED_BASE_AFTER uses; valid and invalid signatures must be judged as the crate does.
+    // One key object verifies many signatures, so the fast verifier (after MONTGOMERY_AFTER
+    // uses) and its fixed-base tables (FIXED_BASE_AFTER uses later) kick in; valid and invalid
+    // signatures must be judged as the crate does all along.
     let signer = public_of(ALICE);
-    for n in 0..(FIXED_BASE_AFTER * 3) {
+    for n in 0..(MONTGOMERY_AFTER + FIXED_BASE_AFTER * 3) {
         let body = format!("{BODY}# {n}\n");
         let sig = sign_assertion("sig-dsa-sha1-hex:", ALICE, body.as_bytes()).unwrap();
         assert!(

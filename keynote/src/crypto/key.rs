@@ -4,7 +4,7 @@
 
 use super::encoding::TextEncoding;
 use super::error::{KeyError, KeyGenError};
-use super::fast::{DsaVerifyOp, RsaPublicOp};
+use super::fast::{DsaVerifyOp, MONTGOMERY_AFTER, RsaPublicOp, rsa_public_op_oneshot};
 use super::{MAX_DSA_PRIME_BITS, MAX_ENCODED_KEY_LEN, MAX_RSA_MODULUS_BITS};
 use der::asn1::{AnyRef, UintRef};
 use der::{Decode, Encode, Reader, SliceReader, Tag};
@@ -12,8 +12,10 @@ use num_bigint_dig::BigUint;
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::spki::SubjectPublicKeyInfoRef;
 use rsa::traits::PublicKeyParts;
+use signature::hazmat::PrehashVerifier;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// The key algorithms a KeyNote key prefix can name (reference `KEYNOTE_ALGORITHM_*`).
@@ -75,8 +77,19 @@ pub(crate) fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 pub struct RsaPublicKey {
     n: BigUint,
     e: BigUint,
-    /// Validated once (by the `rsa` crate) and set up for fast verification (fast.rs).
-    verifier: Arc<OnceLock<Result<RsaPublicOp, String>>>,
+    /// Verification state shared by clones: key check, use count, Montgomery set-up.
+    state: Arc<RsaState>,
+}
+
+/// Per-key verification state of an RSA key.
+#[derive(Default)]
+struct RsaState {
+    /// The `rsa` crate's key checks, done once.
+    checked: OnceLock<Result<(), String>>,
+    /// Verifications so far.
+    uses: AtomicUsize,
+    /// Montgomery set-up, made once the key has been used [`MONTGOMERY_AFTER`] times.
+    op: OnceLock<Option<RsaPublicOp>>,
 }
 
 impl RsaPublicKey {
@@ -85,7 +98,7 @@ impl RsaPublicKey {
         RsaPublicKey {
             n,
             e,
-            verifier: Arc::new(OnceLock::new()),
+            state: Arc::default(),
         }
     }
     /// The modulus n.
@@ -114,15 +127,25 @@ impl RsaPublicKey {
         rsa::RsaPublicKey::new_with_max_size(self.n.clone(), self.e.clone(), MAX_RSA_MODULUS_BITS)
             .map_err(|e| e.to_string())
     }
-    /// The fast public operation, after the `rsa` crate's key checks (cached).
-    pub(crate) fn public_op(&self) -> Result<&RsaPublicOp, String> {
-        self.verifier
-            .get_or_init(|| {
-                self.crate_key()?;
-                RsaPublicOp::new(&self.n, &self.e).ok_or_else(|| "even RSA modulus".to_owned())
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+    /// RSAVP1 (RFC 8017 §5.2.2): `sig^e mod n` as `len` bytes, `Ok(None)` when the signature
+    /// is not smaller than n; `Err` when the `rsa` crate rejects the key (checked once). The
+    /// first [`MONTGOMERY_AFTER`] uses of a key take a one-shot path; later ones share a
+    /// Montgomery set-up (fast.rs), which costs about one verification to make.
+    pub(crate) fn public_op(&self, sig: &[u8], len: usize) -> Result<Option<Vec<u8>>, String> {
+        self.state
+            .checked
+            .get_or_init(|| self.crate_key().map(|_| ()))
+            .clone()?;
+        if self.state.uses.fetch_add(1, Ordering::Relaxed) >= MONTGOMERY_AFTER {
+            let op = self
+                .state
+                .op
+                .get_or_init(|| RsaPublicOp::new(&self.n, &self.e));
+            if let Some(op) = op {
+                return Ok(op.public_op(sig, len));
+            }
+        }
+        Ok(rsa_public_op_oneshot(&self.n, &self.e, sig, len))
     }
 }
 
@@ -148,6 +171,17 @@ impl fmt::Debug for RsaPublicKey {
     }
 }
 
+/// Per-key verification state of a DSA key.
+#[derive(Default)]
+struct DsaState {
+    /// The `dsa` crate's key (its constructor checks `y^q mod p == 1`), made once.
+    checked: OnceLock<Result<dsa::VerifyingKey, String>>,
+    /// Verifications so far.
+    uses: AtomicUsize,
+    /// The fast verifier, made once the key has been used [`MONTGOMERY_AFTER`] times.
+    op: OnceLock<Option<DsaVerifyOp>>,
+}
+
 /// A DSA public key: y and the domain parameters p, q, g (compared as numbers).
 #[derive(Clone)]
 pub struct DsaPublicKey {
@@ -155,10 +189,8 @@ pub struct DsaPublicKey {
     p: BigUint,
     q: BigUint,
     g: BigUint,
-    /// The `dsa` crate's verifying key and the fast verifier (fast.rs), built once: the
-    /// crate's constructor checks `y^q mod p == 1`, which costs as much as half a
-    /// verification.
-    verifier: Arc<OnceLock<Result<(dsa::VerifyingKey, DsaVerifyOp), String>>>,
+    /// Verification state shared by clones: the `dsa` crate's key, use count, fast verifier.
+    state: Arc<DsaState>,
 }
 
 impl DsaPublicKey {
@@ -169,7 +201,7 @@ impl DsaPublicKey {
             p,
             q,
             g,
-            verifier: Arc::new(OnceLock::new()),
+            state: Arc::default(),
         }
     }
     /// Public value y.
@@ -201,8 +233,9 @@ impl DsaPublicKey {
     /// The `dsa` crate's key for verification (cached); refuses p over [`MAX_DSA_PRIME_BITS`],
     /// q not smaller than p and q sizes other than [`DSA_SUBGROUP_BITS`], so hostile keys
     /// cannot make verification arbitrarily slow.
-    pub(crate) fn verifier(&self) -> Result<&(dsa::VerifyingKey, DsaVerifyOp), String> {
-        self.verifier
+    pub(crate) fn crate_key(&self) -> Result<&dsa::VerifyingKey, String> {
+        self.state
+            .checked
             .get_or_init(|| {
                 if self.p.bits() > MAX_DSA_PRIME_BITS {
                     return Err(format!(
@@ -225,14 +258,28 @@ impl DsaPublicKey {
                     self.g.clone(),
                 )
                 .map_err(|_| "invalid DSA domain parameters".to_owned())?;
-                let key = dsa::VerifyingKey::from_components(components, self.y.clone())
-                    .map_err(|_| "invalid DSA public value y".to_owned())?;
-                let fast = DsaVerifyOp::new(&self.p, &self.q, &self.g, &self.y)
-                    .ok_or_else(|| "even DSA prime".to_owned())?;
-                Ok((key, fast))
+                dsa::VerifyingKey::from_components(components, self.y.clone())
+                    .map_err(|_| "invalid DSA public value y".to_owned())
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// Whether `sig` is a valid signature on `hash`; `Err` when the key is unusable. The first
+    /// [`MONTGOMERY_AFTER`] uses of a key go through the `dsa` crate; later ones through the
+    /// fast verifier (fast.rs), which costs about one verification to set up.
+    pub(crate) fn verify(&self, hash: &[u8], sig: &dsa::Signature) -> Result<bool, String> {
+        let key = self.crate_key()?;
+        if self.state.uses.fetch_add(1, Ordering::Relaxed) >= MONTGOMERY_AFTER {
+            let op = self
+                .state
+                .op
+                .get_or_init(|| DsaVerifyOp::new(&self.p, &self.q, &self.g, &self.y));
+            if let Some(op) = op {
+                return Ok(op.verify(hash, sig.r(), sig.s()));
+            }
+        }
+        Ok(key.verify_prehash(hash, sig).is_ok())
     }
 }
 

@@ -224,9 +224,11 @@ impl Rfc2792Algorithm {
                 let t = octet_string(&hash);
                 match backend {
                     Backend::Fast => {
-                        let op = k.public_op().map_err(unusable)?;
                         // RFC 8017 §8.2.2: recompute the encoded message and compare.
-                        let em = op.public_op(&padded, size).ok_or_else(bad)?;
+                        let em = k
+                            .public_op(&padded, size)
+                            .map_err(unusable)?
+                            .ok_or_else(bad)?;
                         let expected = emsa_pkcs1_v15(&t, size).ok_or_else(bad)?;
                         if em == expected { Ok(()) } else { Err(bad()) }
                     }
@@ -243,10 +245,13 @@ impl Rfc2792Algorithm {
                         alg: self.name.to_owned(),
                         reason: format!("not a DER SEQUENCE{{r, s}} with r, s > 0: {e}"),
                     })?;
-                let (key, fast) = k.verifier().map_err(unusable)?;
                 let ok = match backend {
-                    Backend::Fast => fast.verify(&hash, sig.r(), sig.s()),
-                    Backend::Crates => key.verify_prehash(&hash, &sig).is_ok(),
+                    Backend::Fast => k.verify(&hash, &sig).map_err(unusable)?,
+                    Backend::Crates => k
+                        .crate_key()
+                        .map_err(unusable)?
+                        .verify_prehash(&hash, &sig)
+                        .is_ok(),
                 };
                 if ok { Ok(()) } else { Err(bad()) }
             }

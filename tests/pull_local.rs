@@ -259,3 +259,123 @@ fn missing_remote_ref_is_an_error() {
     assert!(stderr(&out).contains("has no ref"), "{}", stderr(&out));
     assert_eq!(s.local_state(), before);
 }
+
+#[test]
+fn tag_chains_come_first_with_every_level_by_path_and_by_url() {
+    let s = setup();
+    s.w.git(&s.remote, &["config", "uploadpack.allowFilter", "true"]);
+    let head = s.w.git(&s.remote, &["rev-parse", "HEAD"]);
+    // v2.0 (signed by ed25519) points at an inner tag signed by rsa2048.
+    let inner = s.w.make_tag(
+        &s.remote,
+        "v2.0-rc",
+        &head,
+        &["rsa2048"],
+        common::Layout::OneBlock,
+    );
+    let outer = s.w.make_tag(
+        &s.remote,
+        "v2.0",
+        &inner,
+        &["ed25519"],
+        common::Layout::OneBlock,
+    );
+    s.w.git(&s.remote, &["update-ref", "refs/tags/v2.0", &outer]);
+    s.w.git(&s.remote, &["update-ref", "refs/tags/v2.1", &outer]);
+    for (remote, tag) in [
+        (s.remote_path().to_owned(), "v2.0"),
+        (format!("file://{}", s.remote_path()), "v2.0"),
+    ] {
+        let target = s.w.path(&format!("chain-{}", remote.len()));
+        std::fs::create_dir_all(&target).unwrap();
+        s.w.git(&target, &["init", "-q"]);
+        let out = s.w.gt(
+            s.w.tmp.path(),
+            &[
+                "pull",
+                "--json",
+                "--repo",
+                target.to_str().unwrap(),
+                "--policy",
+                s.policy.to_str().unwrap(),
+                "--keyring",
+                pubkey("ed25519").to_str().unwrap(),
+                "--keyring",
+                pubkey("rsa2048").to_str().unwrap(),
+                &remote,
+                tag,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{remote}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+        assert_eq!(v["stage"], "tag-first", "{v}");
+        let signers: Vec<&str> = v["signers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap())
+            .collect();
+        let mut want = vec![principal("ed25519"), principal("rsa2048")];
+        want.sort();
+        assert_eq!(signers, want, "signers of both levels count");
+        s.w.git(&target, &["cat-file", "-e", &inner]);
+        assert_fsck(&s.w, &target);
+    }
+    // v2.1 holds a tag named v2.0: rejected by the name check, nothing kept.
+    let before = s.local_state();
+    let out = s.pull(s.remote_path(), "v2.1", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("tag name check"), "{}", stdout(&out));
+    assert_eq!(s.local_state(), before);
+}
+
+#[test]
+fn a_concurrent_change_of_the_local_ref_fails_the_pull_instead_of_being_lost() {
+    let s = setup();
+    let head = s.w.git(&s.remote, &["rev-parse", "HEAD"]);
+    s.w.signed_tag(&s.remote, "v1.0", &head, &["ed25519"]);
+    // While gt fetches the objects, "someone else" creates the local refs/tags/v1.0: git runs
+    // uploadpack.packObjectsHook (honoured from the user's global config only) in the middle
+    // of the transfer, after gt read the ref's old value and before it moves the ref.
+    let local_head = s.w.git(&s.local, &["rev-parse", "HEAD"]);
+    let script = s.w.path("race.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ngit --git-dir='{}' update-ref refs/tags/v1.0 {local_head}\nexec \"$@\"\n",
+            s.local.join(".git").display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(
+        s.w.home.join(".gitconfig"),
+        format!("[uploadpack]\n\tpackObjectsHook = {}\n", script.display()),
+    )
+    .unwrap();
+    let out = s.pull(s.remote_path(), "v1.0", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("moving the local ref"),
+        "{}",
+        stderr(&out)
+    );
+    // The concurrent value survives.
+    assert_eq!(s.local_ref("refs/tags/v1.0"), Some(local_head));
+    s.assert_no_leftovers();
+}

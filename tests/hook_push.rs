@@ -480,3 +480,39 @@ fn large_pushes_are_decided_in_parallel_chunks_without_losing_a_rejection() {
     );
     assert!(err.contains("1 of 1201 ref update(s) rejected"), "{err}");
 }
+
+#[test]
+fn revoked_signer_is_refused() {
+    // gpg holds the key before its revocation; the server's keyring has the revoked certificate.
+    let s = setup(&["revoked"], &policy(&one("revoked")), &["revoked"]);
+    let head = s.head();
+    s.w.signed_tag(&s.client, "v1.0", &head, &["revoked"]);
+    let before = s.server_state();
+    let (ok, err) = s.push(&["refs/tags/v1.0"]);
+    assert!(!ok, "a tag signed by a revoked key was accepted");
+    assert!(err.contains("refs/tags/v1.0: rejected:"), "{err}");
+    assert!(err.contains("revoked"), "{err}");
+    assert_eq!(s.server_state(), before);
+}
+
+#[test]
+fn relative_config_paths_resolve_against_the_repository() {
+    let s = setup(&["ed25519"], &policy(&one("ed25519")), &["ed25519"]);
+    // Move the policy next to the bare repository's files and name it relatively.
+    std::fs::copy(s.w.path("policy.kn"), s.server.join("gt-policy.kn")).unwrap();
+    std::fs::copy(pubkey("ed25519"), s.server.join("keys.asc")).unwrap();
+    s.w.git(
+        &s.server,
+        &["config", "--replace-all", "gt.policy", "gt-policy.kn"],
+    );
+    s.w.git(
+        &s.server,
+        &["config", "--replace-all", "gt.keyring", "keys.asc"],
+    );
+    std::fs::remove_file(s.w.path("policy.kn")).unwrap();
+    let head = s.head();
+    let tag = s.w.signed_tag(&s.client, "v1.0", &head, &["ed25519"]);
+    let (ok, err) = s.push(&["refs/tags/v1.0"]);
+    assert!(ok, "{err}");
+    assert_eq!(s.server_ref("refs/tags/v1.0"), Some(tag));
+}

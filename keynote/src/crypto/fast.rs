@@ -7,8 +7,7 @@
 //! parameters are computed once per key (from its [`MONTGOMERY_AFTER`]th use on; before that,
 //! one-shot paths avoid the set-up cost for keys seen once), and a DSA key used for more than
 //! [`FIXED_BASE_AFTER`] further signatures gets fixed-base tables for g and y (4-bit windows),
-//! which turn each exponentiation into about `bits(q) / 4` multiplications (8-bit windows, half
-//! as many, after [`WIDE_TABLES_AFTER`] more).
+//! which turn each exponentiation into about `bits(q) / 4` multiplications.
 //!
 //! Only public data is involved (keys, signatures, hashes), so the variable-time table
 //! lookups leak nothing secret. All arithmetic is crypto-bigint's (RustCrypto); this module only
@@ -63,11 +62,10 @@ pub(crate) fn rsa_public_op_oneshot(
     Some(out)
 }
 
-/// A DSA key that has verified this many more signatures gets wide (8-bit window) tables:
-/// about 10,000 products to build (4 ms for 1024 bits, 1.3 MB per key), half the products of
-/// the 4-bit tables per verification afterwards; worth it only for keys that sign hundreds of
-/// credentials (a `keynote sigver` file, a big credential store).
-pub const WIDE_TABLES_AFTER: usize = 128;
+/// Window width of the fixed-base tables (bits of exponent per multiplication).
+const WINDOW: usize = 4;
+/// Table entries per window (digits 1..2^WINDOW).
+const ENTRIES: usize = (1 << WINDOW) - 1;
 
 /// `bytes` (big-endian, any leading zeros) as a `Uint<L>`, if it fits.
 fn bytes_to_uint<const L: usize>(bytes: &[u8]) -> Option<Uint<L>> {
@@ -194,56 +192,41 @@ impl RsaPublicOp {
     }
 }
 
-/// Fixed-base exponentiation table for `window`-bit digits (4 or 8): entry
-/// `i * entries + d - 1` is `base^(d * 2^(window * i))`, where `entries = 2^window - 1`.
+/// Fixed-base exponentiation table: entry `i * ENTRIES + d - 1` is `base^(d * 16^i)`.
 #[derive(Debug)]
 struct FixedBase<const L: usize> {
-    window: usize,
     windows: usize,
     table: Vec<DynResidue<L>>,
 }
 
 impl<const L: usize> FixedBase<L> {
-    fn new(base: &DynResidue<L>, exponent_bits: usize, window: usize) -> Self {
-        let entries = (1 << window) - 1;
-        let windows = exponent_bits.div_ceil(window);
-        let mut table = Vec::with_capacity(windows * entries);
-        let mut b = *base; // base^(2^(window * i))
+    fn new(base: &DynResidue<L>, exponent_bits: usize) -> Self {
+        let windows = exponent_bits.div_ceil(WINDOW);
+        let mut table = Vec::with_capacity(windows * ENTRIES);
+        let mut b = *base; // base^(16^i)
         for _ in 0..windows {
             let mut acc = b;
             table.push(acc);
-            for _ in 1..entries {
+            for _ in 1..ENTRIES {
                 acc *= b;
                 table.push(acc);
             }
             b = acc * b;
         }
-        FixedBase {
-            window,
-            windows,
-            table,
-        }
+        FixedBase { windows, table }
     }
 
     fn pow(&self, exponent: &BigUint, one: DynResidue<L>) -> Option<DynResidue<L>> {
-        if exponent.bits() > self.windows * self.window {
+        if exponent.bits() > self.windows * WINDOW {
             return None;
         }
-        let entries = (1 << self.window) - 1;
-        let bytes = exponent.to_bytes_le();
-        // Little-endian digits of `window` bits (the window divides 8).
-        let digits: Vec<usize> = if self.window == 8 {
-            bytes.iter().map(|&b| usize::from(b)).collect()
-        } else {
-            bytes
-                .iter()
-                .flat_map(|&b| [usize::from(b & 0x0f), usize::from(b >> 4)])
-                .collect()
-        };
         let mut result = one;
-        for (i, digit) in digits.into_iter().enumerate() {
-            if digit != 0 {
-                result *= self.table.get(i * entries + digit - 1)?;
+        for (i, byte) in exponent.to_bytes_le().iter().enumerate() {
+            for (half, digit) in [(0, byte & 0x0f), (1, byte >> 4)] {
+                if digit != 0 {
+                    let index = (2 * i + half) * ENTRIES + usize::from(digit) - 1;
+                    result *= self.table.get(index)?;
+                }
             }
         }
         Some(result)
@@ -257,10 +240,7 @@ pub(crate) struct DsaOp<const L: usize> {
     y: DynResidue<L>,
     q: BigUint,
     uses: AtomicUsize,
-    /// 4-bit tables for g and y, after [`FIXED_BASE_AFTER`] uses.
     tables: OnceLock<(FixedBase<L>, FixedBase<L>)>,
-    /// 8-bit tables for g and y, after [`WIDE_TABLES_AFTER`] uses.
-    wide: OnceLock<(FixedBase<L>, FixedBase<L>)>,
 }
 
 impl<const L: usize> DsaOp<L> {
@@ -272,27 +252,17 @@ impl<const L: usize> DsaOp<L> {
             q: q.clone(),
             uses: AtomicUsize::new(0),
             tables: OnceLock::new(),
-            wide: OnceLock::new(),
         })
     }
 
     /// `g^u1 * y^u2 mod p`.
     fn combine(&self, u1: &BigUint, u2: &BigUint) -> Option<BigUint> {
         let one = DynResidue::one(*self.g.params());
-        let uses = self.uses.fetch_add(1, Ordering::Relaxed);
-        let tables = |window: usize| {
-            let bits = self.q.bits();
-            (
-                FixedBase::new(&self.g, bits, window),
-                FixedBase::new(&self.y, bits, window),
-            )
-        };
-        let product = if uses >= FIXED_BASE_AFTER {
-            let (tg, ty) = if uses >= WIDE_TABLES_AFTER {
-                self.wide.get_or_init(|| tables(8))
-            } else {
-                self.tables.get_or_init(|| tables(4))
-            };
+        let product = if self.uses.fetch_add(1, Ordering::Relaxed) >= FIXED_BASE_AFTER {
+            let (tg, ty) = self.tables.get_or_init(|| {
+                let bits = self.q.bits();
+                (FixedBase::new(&self.g, bits), FixedBase::new(&self.y, bits))
+            });
             tg.pow(u1, one)? * ty.pow(u2, one)?
         } else {
             pow(&self.g, &big_to_uint(u1)?, u1.bits()) * pow(&self.y, &big_to_uint(u2)?, u2.bits())
@@ -361,8 +331,7 @@ mod tests {
         let p = BigUint::parse_bytes(b"e4248d73ec6effbbccd83804f5f753ba992585780cf1610c004544cbd34682194be8adf0ac9cb15f4402ae5a8d0112fd2964614a86b76ddf9f2a9b9fbe7ea79651affac0e739aa161b7c103bbc26ca122de4dbd140c34b30c9fb7f487a88380f6e1c37e5652a18b64630b58e73a45aa502abc6fc75a43bac566b6c16b17f71ef", 16).unwrap();
         let params = DynResidueParams::new(&big_to_uint::<16>(&p).unwrap());
         let base = DynResidue::new(&big_to_uint(&BigUint::from(7u8)).unwrap(), params);
-        let table = FixedBase::new(&base, 160, 4);
-        let wide = FixedBase::new(&base, 160, 8);
+        let table = FixedBase::new(&base, 160);
         let one = DynResidue::one(params);
         for e in [
             BigUint::from(0u8),
@@ -374,13 +343,10 @@ mod tests {
             let expected = BigUint::from(7u8).modpow(&e, &p);
             let got = uint_to_big(&table.pow(&e, one).unwrap().retrieve());
             assert_eq!(got, expected, "exponent {e}");
-            let got = uint_to_big(&wide.pow(&e, one).unwrap().retrieve());
-            assert_eq!(got, expected, "exponent {e}, 8-bit windows");
             let plain = uint_to_big(&pow(&base, &big_to_uint(&e).unwrap(), e.bits()).retrieve());
             assert_eq!(plain, expected);
         }
         assert!(table.pow(&(BigUint::from(1u8) << 160), one).is_none());
-        assert!(wide.pow(&(BigUint::from(1u8) << 160), one).is_none());
     }
 
     #[test]

@@ -46,7 +46,7 @@ mod rfc2792;
 
 pub use encoding::{DecodeError, TextEncoding, decode_base64, decode_hex, print_key};
 pub use error::{KeyError, KeyGenError, SignatureError};
-pub use fast::{FIXED_BASE_AFTER, MONTGOMERY_AFTER, WIDE_TABLES_AFTER};
+pub use fast::{FIXED_BASE_AFTER, MONTGOMERY_AFTER};
 pub use key::{
     DSA_SUBGROUP_BITS, DsaPublicKey, KeyAlgorithm, PRIVATE_KEY_PREFIX, PrivateKey, PublicKey,
     RSA_KEYGEN_BITS, RsaPublicKey, X509Key, key_prefix,

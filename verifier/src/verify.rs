@@ -2,9 +2,10 @@
 //!
 //! Every signature packet gets exactly one [`Status`], decided in a fixed order (see
 //! [`Verifier::check`]) so that git, gpg and gt cannot disagree through gt being vague: the
-//! issuer is looked up, the public-key operation is done, and only a mathematically valid
-//! signature is then judged on its key (bound, alive, unrevoked, signing-capable at the
-//! signature's creation time) and on its algorithms (`StandardPolicy` at the reference time).
+//! issuer is looked up, a collision-broken signature hash is refused outright, the public-key
+//! operation is done, and only a mathematically valid signature is then judged on its key
+//! (bound, alive, unrevoked, signing-capable at the signature's creation time) and on its
+//! algorithms ([`GtPolicy`] at the reference time).
 
 use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,6 +1,8 @@
 //! Reading tags from real repositories with gix: refs, object ids, chains, a push quarantine,
 //! and the compare-and-swap ref move.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failure is a test failure
+
 mod common;
 
 use std::path::Path;

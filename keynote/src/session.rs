@@ -121,6 +121,7 @@ pub struct Session {
     authorizers: Vec<(String, Principal)>,
     attributes: HashMap<String, String>,
     values: Vec<String>,
+    parallelism: usize,
 }
 
 impl std::fmt::Debug for Session {
@@ -268,7 +269,15 @@ impl Session {
             authorizers: Vec::new(),
             attributes: HashMap::new(),
             values: Vec::new(),
+            parallelism: 1,
         }
+    }
+
+    /// Check credentials' signatures on up to `threads` threads during a query (default 1:
+    /// a library does not start threads unless its caller asks). Signature verification is
+    /// the dominant cost of queries over many signed credentials.
+    pub fn set_parallelism(&mut self, threads: usize) {
+        self.parallelism = threads.max(1);
     }
 
     /// Parse and add an assertion; its id is the number of assertions added before it.
@@ -442,6 +451,7 @@ impl Session {
             queue.push_back(*r);
         }
         let mut scratch = Vec::new();
+        let mut to_verify: Vec<AssertionId> = Vec::new();
         while let Some(id) = queue.pop_front() {
             let Some(e) = self.entries.get(id) else {
                 continue;
@@ -485,21 +495,23 @@ impl Session {
                     }
                 }
             }
-            let sig_ok = match e.trust {
-                Trust::Trusted => true,
-                Trust::Untrusted => {
-                    match self.check_signature(a, auth.get(id).copied().flatten(), &interner) {
-                        Ok(()) => true,
-                        Err(r) => {
-                            failures.entry(id).or_insert(r);
-                            false
-                        }
-                    }
-                }
-            };
             let lic_ok = !matches!(lics.get(id), Some(LicState::Invalid));
             if let Some(u) = usable.get_mut(id) {
-                *u = sig_ok && lic_ok;
+                *u = lic_ok;
+            }
+            // Reaching does not depend on signatures (the reference explores a credential's
+            // licensees before checking it), so all checks can run after the walk, in
+            // parallel when allowed.
+            if e.trust == Trust::Untrusted && lic_ok {
+                to_verify.push(id);
+            }
+        }
+        for (id, outcome) in self.verify_all(&to_verify, &auth, &interner) {
+            if let Err(r) = outcome {
+                failures.entry(id).or_insert(r);
+                if let Some(u) = usable.get_mut(id) {
+                    *u = false;
+                }
             }
         }
 
@@ -595,6 +607,45 @@ impl Session {
             value: self.values.get(index).cloned().unwrap_or_default(),
             failures,
             granted,
+        })
+    }
+
+    /// Check the signatures of `ids`, on up to [`Session::set_parallelism`] threads.
+    fn verify_all(
+        &self,
+        ids: &[AssertionId],
+        auth: &[Option<usize>],
+        interner: &Interner,
+    ) -> Vec<(AssertionId, Result<(), FailureReason>)> {
+        let check = |id: &AssertionId| {
+            let outcome = match self.entries.get(*id) {
+                Some(e) => {
+                    self.check_signature(&e.assertion, auth.get(*id).copied().flatten(), interner)
+                }
+                None => Err(FailureReason::Unsigned),
+            };
+            (*id, outcome)
+        };
+        let workers = self.parallelism.clamp(1, 64);
+        if workers == 1 || ids.len() < 2 * workers {
+            return ids.iter().map(check).collect();
+        }
+        let chunk = ids.len().div_ceil(workers);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = ids
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(check).collect::<Vec<_>>()))
+                .collect();
+            let mut out = Vec::with_capacity(ids.len());
+            for (h, part) in handles.into_iter().zip(ids.chunks(chunk)) {
+                match h.join() {
+                    Ok(v) => out.extend(v),
+                    // Only a panicking verifier gets here; check that part on this thread so
+                    // the behaviour is the single-threaded one.
+                    Err(_) => out.extend(part.iter().map(check)),
+                }
+            }
+            out
         })
     }
 

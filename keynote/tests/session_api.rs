@@ -103,3 +103,33 @@ fn trusted_policy_is_not_signature_checked_but_untrusted_policy_is_no_root() {
     .unwrap();
     assert_eq!(s.query().unwrap().value, "true");
 }
+
+#[test]
+fn parallel_signature_checks_give_the_same_answer() {
+    let run = |threads: usize| {
+        let mut s = Session::default();
+        s.set_parallelism(threads);
+        s.set_values(["false", "true"]);
+        s.add_authorizer("alice").unwrap();
+        s.add_assertion(
+            "Authorizer: \"POLICY\"\nLicensees: \"c0\"\n",
+            Trust::Trusted,
+        )
+        .unwrap();
+        for i in 0..40 {
+            let text = format!(
+                "Authorizer: \"c{i}\"\nLicensees: \"c{}\" || \"alice\"\n",
+                i + 1
+            );
+            s.add_assertion(&text, Trust::Untrusted).unwrap();
+        }
+        let r = s.query().unwrap();
+        (r.value, r.failures)
+    };
+    let one = run(1);
+    assert_eq!(one.0, "false");
+    // Reaching ignores signatures (as in the reference), so every credential of the chain
+    // is reached, checked, and fails: none is signed.
+    assert_eq!(one.1.len(), 40);
+    assert_eq!(run(4), one);
+}

@@ -188,6 +188,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         .collect();
     let mut loaded = load_all(&assertion_paths);
     let mut session = Session::default();
+    session.set_parallelism(std::thread::available_parallelism().map_or(1, usize::from));
     let (mut have_env, mut have_values, mut have_key, mut have_trusted) =
         (false, false, false, false);
     for item in items {

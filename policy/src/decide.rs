@@ -482,13 +482,14 @@ impl Evaluator {
         let mut warnings = Vec::new();
         let mut signers = BTreeSet::new();
 
-        let object_kind = if op == Operation::Delete {
-            None
+        // The new object is read once: its bytes are verified below if it is a tag.
+        let (object_kind, new_bytes) = if op == Operation::Delete {
+            (None, Vec::new())
         } else {
-            let (k, _) = objects
+            let (k, bytes) = objects
                 .read_object(update.new)
                 .map_err(|e| reject(format!("object check: the new object cannot be read: {e}")))?;
-            Some(k)
+            (Some(k), bytes)
         };
         set(
             "object_type",
@@ -514,9 +515,7 @@ impl Evaluator {
 
         if object_kind == Some(gix::objs::Kind::Tag) {
             let verifier = Verifier::new(&self.keyring, self.now);
-            let report = verifier
-                .verify_chain(objects, update.new)
-                .map_err(|e| reject(format!("tag check: {e}")))?;
+            let report = verifier.verify_bytes_in(Some(objects), &new_bytes);
             let Some(tag) = report.verified() else {
                 return Err(Structural(unverified_reasons(&report, &self.keyring)));
             };

@@ -269,6 +269,8 @@ fn structural_checks_reject_before_policy() {
     assert_eq!(code, 1);
     let r: Vec<String> = v.iter().map(|x| x["reasons"].to_string()).collect();
     assert!(r[0].contains("tag name check"), "{}", r[0]);
+    // The tag verified: its signers are reported although the name check rejected it.
+    assert_eq!(v[0]["signers"].as_array().unwrap().len(), 2, "{}", v[0]);
     assert!(r[1].contains("object type check"), "{}", r[1]);
     assert!(r[1].contains("lightweight"), "{}", r[1]);
     assert!(r[2].contains("signature check"), "{}", r[2]);

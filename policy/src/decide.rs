@@ -248,11 +248,11 @@ struct Facts {
     op: Operation,
 }
 
-/// A rejection before policy.
-struct Structural(Vec<String>);
+/// A rejection before policy: the reasons, and the verified signers if the tag verified.
+struct Structural(Vec<String>, BTreeSet<verifier::Principal>);
 
 fn reject(why: impl Into<String>) -> Structural {
-    Structural(vec![why.into()])
+    Structural(vec![why.into()], BTreeSet::new())
 }
 
 /// Decide `update` with `evaluator`, reading objects from `objects`. See [`Evaluator::decide`].
@@ -353,8 +353,9 @@ impl Evaluator {
         };
         let facts = match self.structural(update, objects) {
             Ok(f) => f,
-            Err(Structural(reasons)) => {
+            Err(Structural(reasons, signers)) => {
                 verdict.reasons = reasons;
+                verdict.signers = signers.iter().map(ToString::to_string).collect();
                 return verdict;
             }
         };
@@ -517,18 +518,24 @@ impl Evaluator {
             let verifier = Verifier::new(&self.keyring, self.now);
             let report = verifier.verify_bytes_in(Some(objects), &new_bytes);
             let Some(tag) = report.verified() else {
-                return Err(Structural(unverified_reasons(&report, &self.keyring)));
+                return Err(Structural(
+                    unverified_reasons(&report, &self.keyring),
+                    BTreeSet::new(),
+                ));
             };
             if kind == RefKind::Tag {
                 let short = update.ref_name.get("refs/tags/".len()..).unwrap_or("");
                 if tag.name() != short {
-                    return Err(reject(format!(
-                        "tag name check: {} holds a tag object whose `tag` header says {:?}; a \
+                    return Err(Structural(
+                        vec![format!(
+                            "tag name check: {} holds a tag object whose `tag` header says {:?}; a \
                          tag must be published under its own name (refs/tags/{})",
-                        update.ref_name,
-                        tag.name(),
-                        tag.name()
-                    )));
+                            update.ref_name,
+                            tag.name(),
+                            tag.name()
+                        )],
+                        tag.signers().clone(),
+                    ));
                 }
             }
             set("tag_name", tag.name().to_owned());
@@ -552,7 +559,7 @@ impl Evaluator {
         }
 
         if kind == RefKind::Branch && op == Operation::Update {
-            let ff = match is_ancestor(objects, update.old, update.new) {
+            let ff = match is_ancestor(objects, update.old, update.new, MAX_FAST_FORWARD_WALK) {
                 Ok(ff) => ff,
                 Err(why) => {
                     warnings.push(format!("fast_forward set to false: {why}"));
@@ -589,7 +596,7 @@ impl Evaluator {
                 }
             }
             if !problems.is_empty() {
-                return Err(Structural(problems));
+                return Err(Structural(problems, BTreeSet::new()));
             }
         }
 
@@ -931,7 +938,12 @@ fn unverified_reasons(report: &TagReport, keyring: &Keyring) -> Vec<String> {
 
 /// Whether `old` is an ancestor of (or equal to) `new`, walking parents breadth first through
 /// `objects` (which sees a push's quarantine, unlike gix's own graph walk).
-fn is_ancestor(objects: &TagSource, old: ObjectId, new: ObjectId) -> Result<bool, String> {
+fn is_ancestor(
+    objects: &TagSource,
+    old: ObjectId,
+    new: ObjectId,
+    limit: usize,
+) -> Result<bool, String> {
     if old == new {
         return Ok(true);
     }
@@ -939,9 +951,9 @@ fn is_ancestor(objects: &TagSource, old: ObjectId, new: ObjectId) -> Result<bool
     let mut queue = VecDeque::from([new]);
     seen.insert(new);
     while let Some(oid) = queue.pop_front() {
-        if seen.len() > MAX_FAST_FORWARD_WALK {
+        if seen.len() > limit {
             return Err(format!(
-                "more than {MAX_FAST_FORWARD_WALK} commits between the old and new values"
+                "more than {limit} commits between the old and new values"
             ));
         }
         let (kind, data) = objects.read_object(oid).map_err(|e| e.to_string())?;
@@ -960,4 +972,53 @@ fn is_ancestor(objects: &TagSource, old: ObjectId, new: ObjectId) -> Result<bool
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &std::path::Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@gt.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@gt.invalid")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    #[test]
+    fn the_fast_forward_walk_is_bounded_at_its_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q"]);
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            git(
+                dir,
+                &["commit", "-q", "--allow-empty", "-m", &i.to_string()],
+            );
+            ids.push(ObjectId::from_hex(git(dir, &["rev-parse", "HEAD"]).as_bytes()).unwrap());
+        }
+        let objects = TagSource::open(dir).unwrap();
+        let (first, last) = (ids[0], ids[3]);
+        // Walking from the 4th commit back to the 1st visits 3 commits.
+        assert_eq!(is_ancestor(&objects, first, last, 3), Ok(true));
+        assert!(is_ancestor(&objects, first, last, 2).is_err());
+        assert_eq!(is_ancestor(&objects, last, first, 10), Ok(false));
+        assert_eq!(is_ancestor(&objects, last, last, 0), Ok(true));
+    }
 }

@@ -562,3 +562,40 @@ pub fn sign_file(
         skipped,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_result_cache_stays_within_its_limit() {
+        let alg = OpenPgpAlgorithm::new(Arc::new(Keyring::new()), std::time::UNIX_EPOCH);
+        let signer = KnPrincipal::Opaque(format!("openpgp:{}", "A".repeat(40)));
+        for i in 0..=MAX_SIGNATURE_CACHE {
+            // Not base64: refused before any cryptography, and each one a new cache key.
+            let r = alg.verify(OPENPGP_ALGORITHM, &signer, b"m", &format!("!{i}"));
+            assert!(matches!(r, Err(SignatureError::Encoding { .. })));
+        }
+        let len = alg.cache.lock().map(|c| c.len()).unwrap_or(usize::MAX);
+        assert!(len <= MAX_SIGNATURE_CACHE, "{len}");
+        // A remembered answer is the same answer.
+        let again = alg.verify(OPENPGP_ALGORITHM, &signer, b"m", "!0");
+        assert!(matches!(again, Err(SignatureError::Encoding { .. })));
+    }
+
+    #[test]
+    fn non_openpgp_authorizers_cannot_use_the_algorithm() {
+        let alg = OpenPgpAlgorithm::new(Arc::new(Keyring::new()), std::time::UNIX_EPOCH);
+        let r = alg.verify(
+            OPENPGP_ALGORITHM,
+            &KnPrincipal::Opaque("alice".into()),
+            b"m",
+            "AAAA",
+        );
+        assert!(matches!(r, Err(SignatureError::AlgorithmMismatch { .. })));
+        assert!(matches!(
+            Unsigned::prepare("Authorizer: \"alice\"\n"),
+            Err(SignError::Authorizer(_))
+        ));
+    }
+}

@@ -214,10 +214,6 @@ impl<'s> Cx<'s> {
         let s = pair.as_span();
         ExprError::new(kind, self.bytes(s.start(), s.end()))
     }
-
-    fn ty(&self, msg: &'static str, pair: &Pair<'_, T>) -> ExprError {
-        self.err(ExprErrorKind::Type(msg), pair)
-    }
 }
 
 fn is_ident(b: u8) -> bool {
@@ -376,34 +372,355 @@ fn run_tokens<'c>(rule: T, cx: &'c Cx<'_>) -> Result<Pair<'c, T>> {
 // ------------------------------------------------------------------ public entry points
 
 /// Parse a Conditions field value (RFC 2704 4.6.5). Empty text gives no clauses.
+///
+/// The token stream is first read by [`shape_fast`], a hand-written recognizer of exactly the
+/// `conditions` rule of tokens.pest (which is LL(1) over token codes, so a recognizer needs no
+/// backtracking); whenever it does not accept the stream, pest parses it, so every syntax
+/// error comes from pest. Either way the same conversion builds the AST; `pest_only` and the
+/// differential tests (tests/fast_path.rs) hold the two recognizers to the same answers.
 pub fn parse_conditions(src: &str) -> Result<Conditions> {
     let cx = lex(src, Mode::Conditions)?;
-    let top = run_tokens(T::conditions, &cx)?;
-    let mut clauses = Vec::new();
-    for p in top.into_inner() {
-        if p.as_rule() == T::clause {
-            clauses.push(clause(p, &cx)?);
-        }
-    }
-    Ok(Conditions { clauses })
+    let shape = match shape_fast(cx.codes.as_bytes()) {
+        Some(s) => s,
+        None => shape_pest(&cx)?,
+    };
+    build_conditions(&shape, &cx)
 }
 
 /// Parse a Licensees field value (RFC 2704 4.6.4); `None` when it is empty.
+///
+/// Flat lists of string literals and `K-of` over string literals (nearly every credential)
+/// are built directly from the token codes; anything else goes through pest (see
+/// [`parse_conditions`] for how the two are kept equal).
 pub fn parse_licensees(src: &str) -> Result<Option<Licensees>> {
     let cx = lex(src, Mode::Principals)?;
-    let top = run_tokens(T::licensees, &cx)?;
-    match top.into_inner().find(|p| p.as_rule() == T::lic_or) {
-        Some(p) => lic_or(p, &cx).map(Some),
-        None => Ok(None),
+    if let Some(r) = licensees_fast(&cx) {
+        return r;
     }
+    licensees_pest(&cx)
 }
 
 /// Parse a string expression standing alone (the Authorizer field, RFC 2704 4.6.3).
 pub fn parse_str_expr(src: &str) -> Result<StrExpr> {
     let cx = lex(src, Mode::Principals)?;
-    let top = run_tokens(T::authorizer, &cx)?;
-    let inner = tfirst(top, &cx)?;
-    str_expr(inner, &cx)
+    if cx.codes == "s" {
+        // `authorizer = { SOI ~ str_expr ~ EOI }` on one string token: a literal.
+        return Ok(StrExpr::Lit(unescape(cx.text(0))));
+    }
+    str_expr_pest(&cx)
+}
+
+/// The parsers of this module without their fast paths: pest reads every token stream.
+/// Public only so that the differential tests can compare the two.
+#[doc(hidden)]
+pub mod pest_only {
+    use super::*;
+
+    /// [`super::parse_conditions`] through pest alone.
+    pub fn parse_conditions(src: &str) -> Result<Conditions> {
+        let cx = lex(src, Mode::Conditions)?;
+        let shape = shape_pest(&cx)?;
+        build_conditions(&shape, &cx)
+    }
+
+    /// [`super::parse_licensees`] through pest alone.
+    pub fn parse_licensees(src: &str) -> Result<Option<Licensees>> {
+        licensees_pest(&lex(src, Mode::Principals)?)
+    }
+
+    /// [`super::parse_str_expr`] through pest alone.
+    pub fn parse_str_expr(src: &str) -> Result<StrExpr> {
+        str_expr_pest(&lex(src, Mode::Principals)?)
+    }
+
+    /// [`super::parse_version`] through pest alone.
+    pub fn parse_version(src: &str) -> Result<String> {
+        version_pest(src)
+    }
+}
+
+fn licensees_pest(cx: &Cx<'_>) -> Result<Option<Licensees>> {
+    let top = run_tokens(T::licensees, cx)?;
+    match top.into_inner().find(|p| p.as_rule() == T::lic_or) {
+        Some(p) => lic_or(p, cx).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn str_expr_pest(cx: &Cx<'_>) -> Result<StrExpr> {
+    let top = run_tokens(T::authorizer, cx)?;
+    let inner = tfirst(top, cx)?;
+    str_expr(inner, cx)
+}
+
+// ------------------------------------------------------------------ clause structure
+
+/// The clause structure of a Conditions token stream, as token-code ranges: what the
+/// `conditions`, `clause` and `block` rules of tokens.pest find. Expressions inside are
+/// read by [`Walk`] in both paths.
+#[derive(Debug, PartialEq, Eq)]
+struct ClauseShape {
+    test: Range<usize>,
+    value: ValueShape,
+    /// The whole clause, for error spans.
+    span: Range<usize>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum ValueShape {
+    Max,
+    Expr(Range<usize>),
+    Block(Vec<ClauseShape>),
+}
+
+fn shape_pest(cx: &Cx<'_>) -> Result<Vec<ClauseShape>> {
+    let top = run_tokens(T::conditions, cx)?;
+    let mut clauses = Vec::new();
+    for p in top.into_inner() {
+        if p.as_rule() == T::clause {
+            clauses.push(clause_shape(p, cx)?);
+        }
+    }
+    Ok(clauses)
+}
+
+fn range_of(p: &Pair<'_, T>) -> Range<usize> {
+    let s = p.as_span();
+    s.start()..s.end()
+}
+
+fn clause_shape(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<ClauseShape> {
+    let span = range_of(&pair);
+    let whole = pair.clone();
+    let mut it = pair.into_inner();
+    let t = it.next().ok_or_else(|| cx.err(syntax("test"), &whole))?;
+    let value = match it.next() {
+        None => ValueShape::Max,
+        Some(p) if p.as_rule() == T::block => {
+            let mut clauses = Vec::new();
+            for c in p.into_inner() {
+                clauses.push(clause_shape(c, cx)?);
+            }
+            ValueShape::Block(clauses)
+        }
+        Some(p) => ValueShape::Expr(range_of(&p)),
+    };
+    Ok(ClauseShape {
+        test: range_of(&t),
+        value,
+        span,
+    })
+}
+
+/// A recognizer for the `conditions` rule of tokens.pest over token codes; `None` when the
+/// stream does not match (pest then reports why). Recursion is once per bracket level, which
+/// [`precheck`] has bounded by [`MAX_NESTING`].
+fn shape_fast(codes: &[u8]) -> Option<Vec<ClauseShape>> {
+    let mut s = Scan { c: codes, pos: 0 };
+    let clauses = s.clauses(None)?;
+    (s.pos == codes.len()).then_some(clauses)
+}
+
+struct Scan<'a> {
+    c: &'a [u8],
+    pos: usize,
+}
+
+impl Scan<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.c.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, code: u8) -> Option<()> {
+        (self.peek() == Some(code)).then(|| self.pos += 1)
+    }
+
+    /// `clause*` followed by `close` (`}` of a block) or the end of the stream.
+    fn clauses(&mut self, close: Option<u8>) -> Option<Vec<ClauseShape>> {
+        let mut out = Vec::new();
+        loop {
+            match (self.peek(), close) {
+                (None, None) => return Some(out),
+                (Some(c), Some(want)) if c == want => {
+                    self.pos += 1;
+                    return Some(out);
+                }
+                (None, Some(_)) => return None,
+                _ => out.push(self.clause()?),
+            }
+        }
+    }
+
+    /// `clause = { expr ~ (">" ~ (block | expr))? ~ ";" }`
+    fn clause(&mut self) -> Option<ClauseShape> {
+        let start = self.pos;
+        let test = self.expr()?;
+        let value = if self.eat(b'>').is_some() {
+            if self.eat(b'{').is_some() {
+                ValueShape::Block(self.clauses(Some(b'}'))?)
+            } else {
+                ValueShape::Expr(self.expr()?)
+            }
+        } else {
+            ValueShape::Max
+        };
+        self.eat(b';')?;
+        Some(ClauseShape {
+            test,
+            value,
+            span: start..self.pos,
+        })
+    }
+
+    /// `expr_body = _{ operand ~ (infix ~ operand)* }`, infix `'A'..'Z'`.
+    fn expr(&mut self) -> Option<Range<usize>> {
+        let start = self.pos;
+        self.operand()?;
+        while self.peek().is_some_and(|c| c.is_ascii_uppercase()) {
+            self.pos += 1;
+            self.operand()?;
+        }
+        Some(start..self.pos)
+    }
+
+    /// `operand = _{ prefix* ~ (leaf | paren) }`, prefix `'!'..'&'`, leaf `'a'..'z'`.
+    fn operand(&mut self) -> Option<()> {
+        while self.peek().is_some_and(|c| (b'!'..=b'&').contains(&c)) {
+            self.pos += 1;
+        }
+        match self.peek()? {
+            c if c.is_ascii_lowercase() => {
+                self.pos += 1;
+                Some(())
+            }
+            b'(' => {
+                self.pos += 1;
+                self.expr()?;
+                self.eat(b')')
+            }
+            _ => None,
+        }
+    }
+}
+
+fn build_conditions(shape: &[ClauseShape], cx: &Cx<'_>) -> Result<Conditions> {
+    let mut clauses = Vec::with_capacity(shape.len());
+    for c in shape {
+        clauses.push(build_clause(c, cx)?);
+    }
+    Ok(Conditions { clauses })
+}
+
+fn build_clause(c: &ClauseShape, cx: &Cx<'_>) -> Result<Clause> {
+    let ty = |msg: &'static str, r: &Range<usize>| {
+        ExprError::new(ExprErrorKind::Type(msg), cx.bytes(r.start, r.end))
+    };
+    let test = match expr(c.test.clone(), cx)? {
+        Val::Bool(b) => b,
+        _ => return Err(ty("a clause test must be a test", &c.test)),
+    };
+    let value = match &c.value {
+        ValueShape::Max => ClauseValue::Max,
+        ValueShape::Block(inner) => ClauseValue::Block(build_conditions(inner, cx)?.clauses),
+        ValueShape::Expr(r) => match expr(r.clone(), cx)? {
+            Val::Str(s) => ClauseValue::Value(s),
+            _ => return Err(ty("a clause value must be a string", r)),
+        },
+    };
+    Ok(Clause { test, value })
+}
+
+/// Licensees made only of string literals joined by `&&`/`||` (without brackets), or of
+/// `K-of` lists of string literals: built from the token codes as the `lic_or`/`lic_and`
+/// rules would. `None` for anything else.
+fn licensees_fast(cx: &Cx<'_>) -> Option<Result<Option<Licensees>>> {
+    let c = cx.codes.as_bytes();
+    if c.is_empty() {
+        return Some(Ok(None));
+    }
+    let mut ors = Vec::new();
+    let mut ands = Vec::new();
+    // A threshold error is reported only once the whole stream is known to be well-formed,
+    // as pest's path reports syntax errors before any conversion error.
+    let mut first_err = None;
+    let mut i = 0;
+    loop {
+        let atom = match c.get(i)? {
+            b's' => {
+                i += 1;
+                Licensees::Principal(StrExpr::Lit(unescape(cx.text(i - 1))))
+            }
+            b'#' => {
+                let start = i;
+                if c.get(i + 1) != Some(&b'(') {
+                    return None;
+                }
+                i += 2;
+                let mut principals = Vec::new();
+                loop {
+                    if c.get(i) != Some(&b's') {
+                        return None;
+                    }
+                    principals.push(StrExpr::Lit(unescape(cx.text(i))));
+                    i += 1;
+                    match c.get(i)? {
+                        b',' => i += 1,
+                        b')' => break,
+                        _ => return None,
+                    }
+                }
+                i += 1;
+                match k_of(cx, start, principals, cx.bytes(start, i)) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                        Licensees::And(Vec::new())
+                    }
+                }
+            }
+            _ => return None,
+        };
+        ands.push(atom);
+        match c.get(i) {
+            None => break,
+            Some(b'A') => i += 1,
+            Some(b'O') => {
+                i += 1;
+                ors.push(join(std::mem::take(&mut ands), Licensees::And)?);
+            }
+            Some(_) => return None,
+        }
+    }
+    ors.push(join(ands, Licensees::And)?);
+    if let Some(e) = first_err {
+        return Some(Err(e));
+    }
+    Some(Ok(Some(join(ors, Licensees::Or)?)))
+}
+
+/// One term stays itself; several are joined by `make`.
+fn join(mut terms: Vec<Licensees>, make: fn(Vec<Licensees>) -> Licensees) -> Option<Licensees> {
+    if terms.len() == 1 {
+        terms.pop()
+    } else {
+        Some(make(terms))
+    }
+}
+
+/// `K-of(principals)` whose K token is at code position `k_at`; `span` is the whole list.
+fn k_of(
+    cx: &Cx<'_>,
+    k_at: usize,
+    principals: Vec<StrExpr>,
+    span: Range<usize>,
+) -> Result<Licensees> {
+    let k_text = cx.text(k_at);
+    let k: u64 = k_text.trim_end_matches("-of").parse().unwrap_or(u64::MAX);
+    let n = principals.len();
+    match u32::try_from(k) {
+        Ok(k) if k >= 1 && (k as usize) <= n => Ok(Licensees::KOf { k, principals }),
+        _ => Err(ExprError::new(ExprErrorKind::Threshold { k, n }, span)),
+    }
 }
 
 /// Parse a Local-Constants field value into `(name, value)` pairs in order (RFC 2704
@@ -427,6 +744,16 @@ pub fn parse_local_constants(src: &str) -> Result<Vec<(String, String, Range<usi
 
 /// Parse a KeyNote-Version field value: an integer or a string; returns its text.
 pub fn parse_version(src: &str) -> Result<String> {
+    // `version = { SOI ~ (int | string) ~ EOI }` with WHITESPACE around: a bare run of
+    // digits needs no parser.
+    let t = src.trim_matches([' ', '\t', '\n']);
+    if !t.is_empty() && t.len() <= MAX_ASSERTION_LEN && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(t.to_owned());
+    }
+    version_pest(src)
+}
+
+fn version_pest(src: &str) -> Result<String> {
     let top = run(Rule::version, src)?;
     for p in top.into_inner() {
         match p.as_rule() {
@@ -463,31 +790,6 @@ fn tfirst<'c>(pair: Pair<'c, T>, cx: &Cx<'_>) -> Result<Pair<'c, T>> {
     pair.into_inner()
         .next()
         .ok_or_else(|| cx.err(syntax("expression"), &whole))
-}
-
-fn clause(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<Clause> {
-    let whole = pair.clone();
-    let mut it = pair.into_inner();
-    let t = it.next().ok_or_else(|| cx.err(syntax("test"), &whole))?;
-    let test = match expr(t.clone(), cx)? {
-        Val::Bool(b) => b,
-        _ => return Err(cx.ty("a clause test must be a test", &t)),
-    };
-    let value = match it.next() {
-        None => ClauseValue::Max,
-        Some(p) if p.as_rule() == T::block => {
-            let mut clauses = Vec::new();
-            for c in p.into_inner() {
-                clauses.push(clause(c, cx)?);
-            }
-            ClauseValue::Block(clauses)
-        }
-        Some(p) => match expr(p.clone(), cx)? {
-            Val::Str(s) => ClauseValue::Value(s),
-            _ => return Err(cx.ty("a clause value must be a string", &p)),
-        },
-    };
-    Ok(Clause { test, value })
 }
 
 /// A typed expression, while it is being built.
@@ -565,15 +867,14 @@ struct Walk<'c, 's> {
     pos: usize,
 }
 
-fn expr(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<Val> {
-    let span = pair.as_span();
+fn expr(span: Range<usize>, cx: &Cx<'_>) -> Result<Val> {
     let mut w = Walk {
         cx,
         codes: cx.codes.as_bytes(),
-        pos: span.start(),
+        pos: span.start,
     };
     let v = w.climb(0)?;
-    if w.pos != span.end() {
+    if w.pos != span.end {
         return Err(w.error(syntax("operator"), w.pos));
     }
     Ok(v)
@@ -856,18 +1157,12 @@ fn lic_atom(p: Pair<'_, T>, cx: &Cx<'_>) -> Result<Licensees> {
         T::lic_paren => lic_or(tfirst(p, cx)?, cx),
         T::principal => Ok(Licensees::Principal(str_expr(tfirst(p, cx)?, cx)?)),
         T::k_of => {
-            let whole = p.clone();
-            let k_text = cx.text(p.as_span().start());
-            let k: u64 = k_text.trim_end_matches("-of").parse().unwrap_or(u64::MAX);
+            let r = range_of(&p);
             let mut principals = Vec::new();
             for q in p.into_inner() {
                 principals.push(str_expr(tfirst(q, cx)?, cx)?);
             }
-            let n = principals.len();
-            match u32::try_from(k) {
-                Ok(k) if k >= 1 && (k as usize) <= n => Ok(Licensees::KOf { k, principals }),
-                _ => Err(cx.err(ExprErrorKind::Threshold { k, n }, &whole)),
-            }
+            k_of(cx, r.start, principals, cx.bytes(r.start, r.end))
         }
         _ => Err(cx.err(syntax("principal"), &p)),
     }

@@ -1,0 +1,242 @@
+//! Differential tests: the parsers' fast paths (parser.rs: a hand-written recognizer of the
+//! Conditions rule, flat Licensees, single-literal Authorizer, digit-only KeyNote-Version)
+//! give exactly what pest alone gives (`keynote::parser::pest_only`), AST or error, on the
+//! conformance corpus, the fuzz corpus, generated programs and token soup.
+// Test helpers panic on broken fixtures by design.
+#![allow(clippy::unwrap_used)]
+
+use keynote::parser::{
+    parse_conditions, parse_licensees, parse_str_expr, parse_version, pest_only,
+};
+use proptest::prelude::*;
+use std::path::Path;
+
+/// Every parser, fast path against pest alone.
+fn same(src: &str) {
+    assert_eq!(
+        parse_conditions(src),
+        pest_only::parse_conditions(src),
+        "Conditions {src:?}"
+    );
+    assert_eq!(
+        parse_licensees(src),
+        pest_only::parse_licensees(src),
+        "Licensees {src:?}"
+    );
+    assert_eq!(
+        parse_str_expr(src),
+        pest_only::parse_str_expr(src),
+        "Authorizer {src:?}"
+    );
+    assert_eq!(
+        parse_version(src),
+        pest_only::parse_version(src),
+        "KeyNote-Version {src:?}"
+    );
+}
+
+/// Field values found in a file: the text after each line's first `:` up to the next
+/// unindented line (roughly a field value), and the whole text.
+fn pieces(text: &str) -> Vec<&str> {
+    let mut out = vec![text];
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(colon) = line.find(':') {
+            let start = offset + colon + 1;
+            let rest = text.get(start..).unwrap_or("");
+            let mut end = rest.len();
+            let mut at = 0;
+            for l in rest.split_inclusive('\n') {
+                at += l.len();
+                if rest
+                    .get(at..)
+                    .and_then(|r| r.bytes().next())
+                    .is_some_and(|b| b != b' ' && b != b'\t' && b != b'\n')
+                {
+                    end = at;
+                    break;
+                }
+            }
+            out.push(rest.get(..end.min(8192)).unwrap_or(rest));
+        }
+        offset += line.len();
+    }
+    out
+}
+
+fn corpus(dir: &Path, min_files: usize) {
+    let mut files = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            for piece in pieces(&text) {
+                same(piece);
+            }
+            files += 1;
+        }
+    }
+    assert!(files >= min_files, "{}: only {files} files", dir.display());
+}
+
+#[test]
+fn conformance_corpus() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    corpus(&root.join("tests/fixtures/keynote-conformance/cases"), 1000);
+    corpus(&root.join("keynote/benches/perf"), 10);
+}
+
+#[test]
+fn fuzz_corpus() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/assertion");
+    if dir.is_dir() {
+        corpus(&dir, 100);
+    }
+}
+
+#[test]
+fn hand_picked() {
+    for src in [
+        "",
+        "  2 ",
+        "2 # c",
+        "\"2\"",
+        "\"a\"",
+        "\"a\" && \"b\" || \"c\"",
+        "2-of(\"a\", \"b\", \"c\")",
+        "5-of(\"a\") && (",
+        "5-of(\"a\") || 0-of(\"b\")",
+        "1-of(\"a\",)",
+        "\"a\" &&",
+        "a == \"b\";",
+        "a == \"b\" -> { b == \"c\" -> \"x\"; } ;",
+        "a == \"b\" -> { b == \"c\" -> \"x\"; ",
+        "a == \"b\" -> 1;",
+        "a -> \"b\";",
+        "@a + 1 > 2 && !(b ~= \"c\") || $x . y == \"z\";",
+        "-1 < 2; 1.5 > &a;",
+        "a == \"b\"",
+        "(a == \"b\";",
+        "a == \"b\");",
+        "true; false -> \"v\";",
+    ] {
+        same(src);
+    }
+}
+
+/// Tokens of all three expression languages, well- and ill-formed together.
+const TOKENS: &[&str] = &[
+    "a",
+    "b",
+    "_0",
+    "\"x\"",
+    "\"a\\\"b\"",
+    "1",
+    "2",
+    "2.5",
+    "true",
+    "false",
+    "(",
+    ")",
+    "(",
+    ")",
+    "{",
+    "}",
+    "!",
+    "@",
+    "&",
+    "$",
+    "-",
+    "+",
+    "*",
+    "/",
+    "%",
+    "^",
+    ".",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "~=",
+    "&&",
+    "||",
+    "&&",
+    "||",
+    "->",
+    ";",
+    ";",
+    ",",
+    "2-of",
+    "1-of(",
+    "0-of",
+    "#c\n",
+    "\"p\"",
+    "\"q\"",
+];
+
+fn token_soup() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(TOKENS), 0..24).prop_map(|v| v.join(" "))
+}
+
+/// Mostly well-formed Licensees: literals, `&&`, `||`, brackets and `K-of`.
+fn licensees() -> impl Strategy<Value = String> {
+    let leaf = prop::sample::select(&["\"a\"", "\"b\"", "\"c\"", "x"][..]).prop_map(str::to_owned);
+    leaf.prop_recursive(3, 8, 3, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} && {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} || {b}")),
+            inner.clone().prop_map(|a| format!("({a})")),
+            (0usize..4, prop::collection::vec(inner, 1..4))
+                .prop_map(|(k, ps)| format!("{k}-of({})", ps.join(", "))),
+        ]
+    })
+}
+
+/// Mostly well-formed Conditions programs with nested blocks.
+fn program() -> impl Strategy<Value = String> {
+    let test = prop::sample::select(
+        &[
+            "a == \"x\"",
+            "@n > 1",
+            "!(a ~= \"y\") && b != \"z\"",
+            "&f < 2.5 || @n + 1 * 2 >= -3",
+            "true",
+            "a . b == $c",
+            "@n == \"1\"",
+        ][..],
+    );
+    let value = prop::sample::select(&["", " -> \"v\"", " -> a", " -> 1"][..]);
+    let clause = (test, value).prop_map(|(t, v)| format!("{t}{v};"));
+    let flat = prop::collection::vec(clause, 0..4).prop_map(|v| v.join("\n"));
+    flat.prop_recursive(3, 12, 3, |inner| {
+        (inner.clone(), inner.clone(), inner)
+            .prop_map(|(a, b, c)| format!("{a} a == \"b\" -> {{ {b} }}; {c}"))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn soup_same(src in token_soup()) {
+        same(&src);
+    }
+
+    #[test]
+    fn licensees_same(src in licensees()) {
+        same(&src);
+    }
+
+    #[test]
+    fn programs_same(src in program()) {
+        same(&src);
+    }
+}

@@ -38,6 +38,8 @@ pub enum Command {
     Hook(crate::cmd::hook::Args),
     /// Take one ref from a remote only if the policy accepts it: tag object first, then the rest.
     Pull(crate::cmd::pull::Args),
+    /// Share and follow repositories over the mainline DHT, gated by the policy (gt-node).
+    Node(crate::cmd::node::Args),
     /// Print a shell completion script generated from gt's command line.
     Completions(crate::cmd::generate::CompletionsArgs),
     /// Print gt's man page (or write every page into a directory).

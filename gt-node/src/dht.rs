@@ -162,6 +162,13 @@ impl DhtNode {
         self.addr
     }
 
+    /// Number of nodes in the routing table (shown by `gt node status`).
+    pub async fn routing_nodes(&self) -> usize {
+        bounded("routing table", self.dht.to_bootstrap())
+            .await
+            .map_or(0, |v| v.len())
+    }
+
     /// Wait until the node has joined its network (bounded).
     pub async fn bootstrapped(&self) -> Result<bool, DhtError> {
         bounded("bootstrap", self.dht.bootstrapped()).await

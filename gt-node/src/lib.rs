@@ -22,6 +22,7 @@ pub mod announce;
 pub mod dht;
 pub mod gate;
 pub mod node;
+pub mod policy_gate;
 pub mod remote_helper;
 pub mod store;
 pub mod transfer;

@@ -68,6 +68,13 @@ pub struct NodeConfig {
     /// Largest pack accepted for one ref update, in bytes.
     #[serde(default = "default_max_pack")]
     pub max_pack_bytes: u64,
+    /// Policy files deciding every ref update (`gt node run --policy` adds to these). Relative
+    /// paths resolve against the data directory.
+    #[serde(default)]
+    pub policy: Vec<PathBuf>,
+    /// Keyrings (files or directories) for tag and credential signatures.
+    #[serde(default)]
+    pub keyring: Vec<PathBuf>,
 }
 
 fn default_bind() -> Ipv4Addr {
@@ -92,6 +99,8 @@ impl Default for NodeConfig {
             listen: default_listen(),
             poll_interval_secs: default_poll(),
             max_pack_bytes: default_max_pack(),
+            policy: Vec::new(),
+            keyring: Vec::new(),
         }
     }
 }
@@ -361,7 +370,7 @@ pub fn parse_repo_ref(s: &str) -> Result<([u8; 32], String), NodeError> {
 }
 
 /// What one poll of a followed repository did, per ref.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefReport {
     /// The ref.
     pub name: String,

@@ -4,6 +4,7 @@ pub mod generate;
 pub mod hook;
 pub mod keynote;
 pub mod keyring;
+pub mod node;
 pub mod policy;
 pub mod progress;
 pub mod pull;
@@ -23,6 +24,7 @@ pub fn run(command: Command) -> anyhow::Result<Code> {
         Command::Keyring(args) => keyring::run(args),
         Command::Hook(args) => hook::run(args),
         Command::Pull(args) => pull::run(args),
+        Command::Node(args) => node::run(args),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),
     }

@@ -1,0 +1,153 @@
+//! The real [`Gate`]: a ref update arriving from the DHT is decided by `policy::Evaluator`, the
+//! same call `gt policy check`, the pre-receive hook and `gt pull` make.
+//!
+//! Each decision loads the policy files and keyrings afresh at the decision time the node passes
+//! in (`RefUpdateCtx::now`, read from the node's clock at the decision point), so one decision
+//! is one (policy, time) pair and an edited policy file takes effect at the next decision. The
+//! received tag objects are written into a throw-away bare repository (a quarantine, never the
+//! followed repository) and read from there through `verifier::TagSource`, so nothing a peer sent
+//! reaches the node's repositories before the verdict.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use policy::{Decision, Evaluator, RefUpdate, Source, zero_oid};
+use tracing::{info, warn};
+use verifier::TagSource;
+
+use crate::gate::{Gate, GateDecision, RefUpdateCtx, Verdict};
+use crate::store::Repo;
+
+/// Decides DHT ref updates with signed KeyNote policies (see the module doc).
+#[derive(Debug, Clone)]
+pub struct PolicyGate {
+    policies: Vec<PathBuf>,
+    keyrings: Vec<PathBuf>,
+    scratch: Option<PathBuf>,
+}
+
+impl PolicyGate {
+    /// A gate over these policy files and keyrings (files or directories). `scratch` is where
+    /// per-decision quarantine repositories are made (the node's data directory); `None` uses
+    /// the system temporary directory.
+    pub fn new(policies: Vec<PathBuf>, keyrings: Vec<PathBuf>, scratch: Option<PathBuf>) -> Self {
+        PolicyGate {
+            policies,
+            keyrings,
+            scratch,
+        }
+    }
+
+    /// Load the policies and keyrings once at `now`, to report configuration errors (no policy,
+    /// no trust root, unreadable keyring) at start-up rather than as rejections later.
+    pub fn check(&self, now: SystemTime) -> Result<(), policy::ConfigError> {
+        Evaluator::from_paths(&self.policies, &self.keyrings, now).map(|_| ())
+    }
+
+    /// The full verdict of the policy on `ctx` with `tag_objects` (see [`Gate::decide`]), or the
+    /// reason no verdict could be reached (each a rejection).
+    pub fn verdict(
+        &self,
+        ctx: &RefUpdateCtx,
+        tag_objects: &[Vec<u8>],
+    ) -> Result<(policy::Verdict, String), String> {
+        let now = UNIX_EPOCH + Duration::from_secs(u64::try_from(ctx.now).unwrap_or(0));
+        let evaluator = Evaluator::from_paths(&self.policies, &self.keyrings, now)
+            .map_err(|e| format!("policy did not load: {e}"))?;
+        let tmp = match &self.scratch {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("scratch directory {}: {e}", dir.display()))?;
+                tempfile::Builder::new()
+                    .prefix("gate-quarantine")
+                    .tempdir_in(dir)
+            }
+            None => tempfile::Builder::new().prefix("gt-gate").tempdir(),
+        }
+        .map_err(|e| format!("gate quarantine: {e}"))?;
+        let objects = quarantine(tmp.path(), tag_objects)?;
+        let update = RefUpdate::new(
+            format!("{}/{}", hex::encode(ctx.publisher), ctx.repo),
+            ctx.ref_name.clone(),
+            ctx.old.unwrap_or_else(zero_oid),
+            ctx.new,
+            Source::Dht {
+                announcer: hex::encode(ctx.publisher),
+            },
+        );
+        let verdict = evaluator.decide(&update, &objects);
+        let text = explain(&verdict, evaluator.keyring());
+        Ok((verdict, text))
+    }
+}
+
+/// A bare repository at `dir` holding `tag_objects`, opened for the verifier.
+fn quarantine(dir: &Path, tag_objects: &[Vec<u8>]) -> Result<TagSource, String> {
+    Repo::init_bare(dir).map_err(|e| format!("gate quarantine: {e}"))?;
+    let objects = TagSource::open(dir).map_err(|e| format!("gate quarantine: {e}"))?;
+    for t in tag_objects {
+        objects
+            .write_tag(t)
+            .map_err(|e| format!("gate quarantine: {e}"))?;
+    }
+    Ok(objects)
+}
+
+/// The explanation `gt policy check` prints for a verdict, on one line per item.
+pub fn explain(v: &policy::Verdict, keyring: &verifier::Keyring) -> String {
+    let word = match v.decision {
+        Decision::Reject => "REJECT",
+        Decision::Accept => "accept",
+        Decision::Propagate => "propagate",
+    };
+    let signers = if v.signers.is_empty() {
+        "no verified signer".to_owned()
+    } else {
+        format!(
+            "signed by {}",
+            v.signers
+                .iter()
+                .map(|s| policy::label_text(keyring, s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let mut out = format!("{word} {} ({signers})", v.ref_name);
+    if v.is_allowed() {
+        let by: Vec<String> = v.granted_by.iter().map(ToString::to_string).collect();
+        out.push_str(&format!("; granted by {}", by.join(" <- ")));
+    }
+    for r in &v.reasons {
+        out.push_str(&format!("; why: {r}"));
+    }
+    for w in &v.warnings {
+        out.push_str(&format!("; note: {w}"));
+    }
+    out
+}
+
+impl Gate for PolicyGate {
+    fn decide(&self, ctx: &RefUpdateCtx, tag_objects: &[Vec<u8>]) -> GateDecision {
+        let repo = format!("{}/{}", hex::encode(ctx.publisher), ctx.repo);
+        match self.verdict(ctx, tag_objects) {
+            Ok((v, text)) => {
+                let verdict = match v.decision {
+                    Decision::Reject => Verdict::Reject,
+                    Decision::Accept => Verdict::Accept,
+                    Decision::Propagate => Verdict::Propagate,
+                };
+                if verdict == Verdict::Reject {
+                    warn!(%repo, r#ref = %ctx.ref_name, new = %ctx.new, seq = ctx.seq, now = ctx.now, decision = "reject", "policy decision: {text}");
+                } else {
+                    info!(%repo, r#ref = %ctx.ref_name, new = %ctx.new, seq = ctx.seq, now = ctx.now, decision = v.decision.as_str(), "policy decision: {text}");
+                }
+                GateDecision::new(verdict, text)
+            }
+            Err(why) => {
+                let text = format!("REJECT {}; why: {why}", ctx.ref_name);
+                warn!(%repo, r#ref = %ctx.ref_name, new = %ctx.new, decision = "reject", "policy decision: {text}");
+                GateDecision::new(Verdict::Reject, text)
+            }
+        }
+    }
+}

@@ -625,24 +625,36 @@ impl Evaluator {
                 continue;
             }
             let value = Decision::VALUES.get(cap).copied().unwrap_or("?");
-            let needs = match a.assertion.licensees() {
-                Deferred::Parsed(Some(l)) => {
-                    self.describe(l, &a.assertion, &facts.env, &signer_strs, &granted, 0)
-                }
-                _ => continue,
+            let Deferred::Parsed(Some(l)) = a.assertion.licensees() else {
+                continue;
+            };
+            let needs = self.describe(l, &a.assertion, &facts.env, &signer_strs, &granted, 0);
+            // "got" lists only the signers this assertion names; a signer it does not name
+            // (who could count only through a delegation) is listed apart, so that
+            // "needs 2 of {A, B, C}; got {A, D}" cannot be misread as two of the three.
+            let mut named = Vec::new();
+            lic_principals(l, &a.assertion, &facts.env, &mut named);
+            let (counted, others): (Vec<_>, Vec<_>) = facts
+                .signers
+                .iter()
+                .partition(|p| named.iter().any(|n| n == p.as_str()));
+            let label = |v: &[&verifier::Principal]| {
+                self.list(v.iter().map(|p| label_text(&self.keyring, p.as_str())))
             };
             let got = if facts.signers.is_empty() {
                 "no verified signer".to_owned()
+            } else if counted.is_empty() {
+                "none of them".to_owned()
             } else {
-                self.list(
-                    facts
-                        .signers
-                        .iter()
-                        .map(|p| label_text(&self.keyring, p.as_str())),
-                )
+                label(&counted)
+            };
+            let also = if others.is_empty() {
+                String::new()
+            } else {
+                format!(" (also signed by {}, not named here)", label(&others))
             };
             reasons.push(format!(
-                "{} (grants {value}) needs {needs}; got {got}",
+                "{} (grants {value}) needs {needs}; got {got}{also}",
                 a.origin
             ));
         }

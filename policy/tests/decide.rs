@@ -267,3 +267,40 @@ fn the_repository_policy_is_read_from_refs_gt_policy() {
     );
     assert_eq!(ev.policies().entries()[0].0.origin.line, 3);
 }
+
+/// A signer the rejecting assertion does not name is reported apart from those it counts, so
+/// "needs 2 of {A, B, C}" is never followed by a two-name "got" list that only looks sufficient.
+#[test]
+fn rejection_lists_unnamed_signers_apart() {
+    let keys = certs(4);
+    let ring = keyring(&keys[..3]);
+    let text = policy::to_policy::keyring_policy(
+        &ring,
+        &policy::to_policy::ToPolicy {
+            threshold: 2,
+            ref_pattern: None,
+            value: Decision::Accept,
+            source: "generated",
+        },
+    )
+    .unwrap();
+    let ev = evaluator(&text, &keys);
+    let (_t, dir, head) = repo();
+    let objects = verifier::TagSource::open(&dir).unwrap();
+    let oid = store_tag(&dir, "v1", &tag_bytes("v1", &head, &[&keys[0], &keys[3]]));
+    let v = ev.decide(&create("v1", oid), &objects);
+    assert_eq!(v.decision, Decision::Reject, "{v:?}");
+    let r = &v.reasons[0];
+    assert!(r.contains("needs 2 of {"), "{r}");
+    let (got, also) = r
+        .split_once("; got ")
+        .unwrap()
+        .1
+        .split_once(" (also signed by ")
+        .unwrap();
+    assert_eq!(
+        got, "{key0 <key0@gt.invalid>}",
+        "only the named signer counts: {r}"
+    );
+    assert_eq!(also, "{key3 <key3@gt.invalid>}, not named here)", "{r}");
+}

@@ -177,6 +177,10 @@ pub(crate) fn unescape(token: &str) -> String {
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
         .unwrap_or(token);
+    if !inner.contains('\\') {
+        // Nothing to decode (nearly every string, and all long key strings).
+        return inner.to_owned();
+    }
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars().peekable();
     while let Some(c) = chars.next() {

@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXAMPLE=${1:-target/example-repo}
+scripts/setup-system-packages
 cargo build --release --quiet --bin gt
 scripts/make-example-repo.sh "$EXAMPLE" >/dev/null
 echo "\$ gt policy check --repo $EXAMPLE --policy policies/distro.kn --keyring testkeys/{ed25519,rsa2048,rsa4096,subkey}.pub.asc --at 2026-06-01 --all-tags"

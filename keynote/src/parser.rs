@@ -222,9 +222,20 @@ fn is_ident(b: u8) -> bool {
 
 /// Cut `src` into tokens (RFC 2704 4.2: whitespace is space, TAB and newline; `#` starts a
 /// comment to the end of the line outside strings).
+///
+/// The checks of [`precheck`] are made on the way (same string and comment skipping, so the
+/// same first over-deep bracket); on a lexical error `precheck` runs over the whole text
+/// first, so that its errors still win as they did when it ran before lexing.
 fn lex(src: &str, mode: Mode) -> Result<Cx<'_>> {
-    precheck(src)?;
+    if src.len() > MAX_ASSERTION_LEN {
+        return Err(ExprError::new(ExprErrorKind::TooLong, 0..src.len()));
+    }
+    lex_inner(src, mode).map_err(|e| precheck(src).err().unwrap_or(e))
+}
+
+fn lex_inner(src: &str, mode: Mode) -> Result<Cx<'_>> {
     let b = src.as_bytes();
+    let mut depth = 0usize;
     let mut codes = String::with_capacity(src.len() / 3);
     let mut spans = Vec::with_capacity(src.len() / 3);
     let mut i = 0;
@@ -313,10 +324,17 @@ fn lex(src: &str, mode: Mode) -> Result<Cx<'_>> {
                         b'@' => ('"', 1),
                         b'&' => ('&', 1),
                         b'$' => ('$', 1),
-                        b'(' => ('(', 1),
-                        b')' => (')', 1),
-                        b'{' => ('{', 1),
-                        b'}' => ('}', 1),
+                        b'(' | b'{' => {
+                            depth += 1;
+                            if depth > MAX_NESTING {
+                                return Err(ExprError::new(ExprErrorKind::TooDeep, i..i + 1));
+                            }
+                            (c as char, 1)
+                        }
+                        b')' | b'}' => {
+                            depth = depth.saturating_sub(1);
+                            (c as char, 1)
+                        }
                         b';' => (';', 1),
                         b',' => (',', 1),
                         _ => {
@@ -1165,5 +1183,44 @@ fn lic_atom(p: Pair<'_, T>, cx: &Cx<'_>) -> Result<Licensees> {
             k_of(cx, r.start, principals, cx.bytes(r.start, r.end))
         }
         _ => Err(cx.err(syntax("principal"), &p)),
+    }
+}
+
+#[cfg(test)]
+mod lex_tests {
+    use super::*;
+
+    /// The lexer's own nesting check gives exactly what running [`precheck`] first gave.
+    #[test]
+    fn nesting_checked_while_lexing_as_before() {
+        let deep = "(".repeat(MAX_NESTING + 1);
+        let ok = "(".repeat(MAX_NESTING);
+        let cases = [
+            format!("{deep}a"),
+            format!("{ok}a"),
+            format!("\"{deep}\" {ok}"),
+            format!("# {deep}\n{ok}"),
+            format!("a ` {deep}"),
+            format!("{deep} `"),
+            format!("\"unterminated {deep}"),
+            format!("{ok} \"unterminated {deep}"),
+            format!("{ok}){ok}"),
+            format!("{}{deep}", "{".repeat(3)),
+            "\"a\\\"(((\" ` ".to_owned(),
+        ];
+        for src in &cases {
+            for mode in [Mode::Conditions, Mode::Principals] {
+                let before = precheck(src).and_then(|()| lex_inner(src, mode).map(|cx| cx.codes));
+                let now = lex(src, mode).map(|cx| cx.codes);
+                assert_eq!(now, before, "{src:?}");
+            }
+        }
+        assert!(matches!(
+            lex(&format!("{deep}a"), Mode::Conditions),
+            Err(ExprError {
+                kind: ExprErrorKind::TooDeep,
+                ..
+            })
+        ));
     }
 }

@@ -40,6 +40,15 @@ fn strerror(e: &std::io::Error) -> String {
     }
 }
 
+/// File bytes as text, invalid UTF-8 replaced as the reference's byte-oriented reader would
+/// see it; valid UTF-8 (the usual case) is taken as it is, without the slower lossy scan.
+fn text_of(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
 /// A file read and parsed ahead of time (or why that failed).
 type Loaded = Result<Result<Arc<Assertion>, ParseError>, std::io::Error>;
 
@@ -48,7 +57,7 @@ type Loaded = Result<Result<Arc<Assertion>, ParseError>, std::io::Error>;
 fn load_all(paths: &[&str]) -> HashMap<String, Loaded> {
     let load = |path: &str| -> Loaded {
         let bytes = std::fs::read(path)?;
-        Ok(Assertion::parse(&String::from_utf8_lossy(&bytes)).map(Arc::new))
+        Ok(Assertion::parse(&text_of(bytes)).map(Arc::new))
     };
     let workers = std::thread::available_parallelism()
         .map_or(1, usize::from)
@@ -88,8 +97,7 @@ fn add_file(
 ) -> Result<(), i32> {
     let result = match loaded.remove(path) {
         Some(r) => r,
-        None => std::fs::read(path)
-            .map(|b| Assertion::parse(&String::from_utf8_lossy(&b)).map(Arc::new)),
+        None => std::fs::read(path).map(|b| Assertion::parse(&text_of(b)).map(Arc::new)),
     };
     match result {
         Ok(Ok(a)) => {
@@ -108,7 +116,7 @@ fn add_file(
 
 fn read(path: &str, err: &mut dyn Write) -> Result<String, i32> {
     match std::fs::read(path) {
-        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(bytes) => Ok(text_of(bytes)),
         Err(e) => {
             let _ = writeln!(err, "{path}: {}", strerror(&e));
             Err(1)

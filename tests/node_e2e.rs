@@ -1,0 +1,404 @@
+//! End-to-end tests of gt-node as users run it: a `gt node testnet` process (a loopback DHT),
+//! several `gt node run` processes each with its own data directory and a real policy file,
+//! real git repositories with tags signed by gpg with the test keys, and `git clone
+//! gittorrent://…` through the `git-remote-gittorrent` binary. Nothing leaves 127.0.0.1.
+//!
+//! Waits are bounded polls of `gt node status --json` (the daemons poll the DHT every 5 s);
+//! generous bounds keep them stable on a loaded 2-core machine, and no test asserts on time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{World, stderr, stdout};
+
+/// Upper bound of every wait (a DHT round and a fetch on a loaded machine take seconds).
+const WAIT: Duration = Duration::from_secs(180);
+
+/// Poll period of the bounded waits.
+const POLL: Duration = Duration::from_millis(300);
+
+/// A policy propagating tags signed by the ed25519 test key (the shipped example).
+fn propagate_policy() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/single-maintainer.kn"
+    ))
+}
+
+/// The same grant, but only "accept": such a node takes the tag and never serves it on.
+fn accept_policy(w: &World) -> PathBuf {
+    let text = std::fs::read_to_string(propagate_policy())
+        .unwrap()
+        .replace("-> \"propagate\"", "-> \"accept\"");
+    assert!(text.contains("\"accept\""));
+    let p = w.path("accept-only.kn");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A child process killed (SIGKILL) when dropped; its stderr goes to a log file.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+    fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Wait (bounded) until `f` returns `Some`, else fail with `what` and `context()`.
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>, context: impl Fn() -> String) -> T {
+    let start = Instant::now();
+    let max_rounds = (WAIT.as_millis() / POLL.as_millis()) as usize + 1;
+    for _ in 0..max_rounds {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > WAIT {
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    panic!("timed out waiting for {what}\n{}", context());
+}
+
+/// `gt node testnet --nodes n`; returns the process and its bootstrap addresses.
+fn testnet(w: &World, n: usize) -> (Proc, Vec<String>) {
+    let log = w.path("testnet.log");
+    let mut child = w
+        .gt_cmd()
+        .args(["node", "testnet", "--nodes", &n.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut boot = Vec::new();
+    loop {
+        let line = rx.recv_timeout(WAIT).expect("testnet prints its addresses");
+        if line == "ready" {
+            break;
+        }
+        let addr = line.strip_prefix("bootstrap ").unwrap().to_owned();
+        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        boot.push(addr);
+    }
+    assert_eq!(boot.len(), n);
+    (Proc { child, log }, boot)
+}
+
+/// `gt node run` on data directory `name` with `policy`; waits until it is up.
+fn node(w: &World, name: &str, policy: &Path, boot: &[String]) -> Proc {
+    let dir = w.path(name);
+    let log = w.path(&format!("{name}.log"));
+    let mut c = w.gt_cmd();
+    c.args(["node", "run", "--data-dir"])
+        .arg(&dir)
+        .arg("--policy")
+        .arg(policy)
+        .arg("--keyring")
+        .arg(common::testkeys())
+        .args(["--listen", "127.0.0.1:0", "--poll-interval", "5"]);
+    for b in boot {
+        c.args(["--bootstrap", b]);
+    }
+    let child = c
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    let mut p = Proc { child, log };
+    wait_for(
+        &format!("node {name} to start"),
+        || status(w, name)["running"].as_bool().filter(|r| *r),
+        || p.log(),
+    );
+    assert!(p.running());
+    p
+}
+
+fn status(w: &World, name: &str) -> serde_json::Value {
+    let out = w
+        .gt_cmd()
+        .args(["node", "status", "--json", "--data-dir"])
+        .arg(w.path(name))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+fn gt_node(w: &World, args: &[&str], name: &str) -> String {
+    let out = w
+        .gt_cmd()
+        .args(["node"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(w.path(name))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "gt node {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+fn key(w: &World, name: &str) -> String {
+    status(w, name)["public_key"].as_str().unwrap().to_owned()
+}
+
+/// The followed repository `id` in node `name`'s status.
+fn followed(w: &World, name: &str, id: &str) -> Option<serde_json::Value> {
+    status(w, name)["followed"]
+        .as_array()?
+        .iter()
+        .find(|f| f["id"] == id)
+        .cloned()
+}
+
+/// The outcome of the last decision on `r` in node `name` for `id`.
+fn outcome(w: &World, name: &str, id: &str, r: &str) -> Option<String> {
+    followed(w, name, id)?["decisions"]
+        .as_array()?
+        .iter()
+        .find(|d| d["name"] == r)
+        .map(|d| d["outcome"].as_str().unwrap_or("").to_owned())
+}
+
+/// Wait (bounded) until node `name`'s last decision on `r` is `want`.
+fn wait_outcome(w: &World, name: &str, id: &str, r: &str, want: &str) {
+    wait_for(
+        &format!("{name}: {r} -> {want}"),
+        || (outcome(w, name, id, r)? == want).then_some(()),
+        || status(w, name).to_string(),
+    );
+}
+
+/// The refs of the repository node `name` keeps for `id`.
+fn repo_of(w: &World, name: &str, id: &str) -> PathBuf {
+    let (publisher, repo) = id.split_once('/').unwrap();
+    w.path(name)
+        .join("repos")
+        .join(publisher)
+        .join(format!("{repo}.git"))
+}
+
+/// `size` bytes no compressor can shrink (xorshift), so a pack's size is known from below.
+fn noise(size: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A bare repository `pub.git` whose history holds a 256 KiB incompressible blob, plus the
+/// work repository it is built in. Returns (work, bare, commit).
+fn published(w: &World) -> (PathBuf, PathBuf, String) {
+    let work = w.repo("work");
+    std::fs::write(work.join("data.bin"), noise(256 * 1024, 7)).unwrap();
+    w.git(&work, &["add", "."]);
+    w.git(&work, &["commit", "-q", "-m", "data"]);
+    let head = w.git(&work, &["rev-parse", "HEAD"]);
+    let bare = w.bare("pub.git");
+    (work, bare, head)
+}
+
+fn fsck(w: &World, repo: &Path) {
+    w.git(repo, &["fsck", "--strict", "--no-dangling"]);
+}
+
+/// Refs of a repository as "name oid" lines, tags only.
+fn tags(w: &World, repo: &Path) -> String {
+    w.git(
+        repo,
+        &[
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            "refs/tags",
+        ],
+    )
+}
+
+#[test]
+fn signed_tags_spread_by_policy_and_under_signed_ones_cost_only_the_tag() {
+    let w = World::new(&["ed25519", "rsa2048"]);
+    let (_tn, boot) = testnet(&w, 4);
+    let (work, bare, head) = published(&w);
+    // An under-signed tag (rsa2048 is not the maintainer) is all the repository holds at first.
+    w.signed_tag(&work, "bad", &head, &["rsa2048"]);
+    let propagate = propagate_policy();
+    let accept = accept_policy(&w);
+
+    let mut a = node(&w, "a", &propagate, &boot);
+    w.git(
+        &work,
+        &["push", "-q", bare.to_str().unwrap(), "refs/tags/bad"],
+    );
+    let shared = gt_node(
+        &w,
+        &["share", bare.to_str().unwrap(), "--name", "proj"],
+        "a",
+    );
+    assert!(shared.contains("/proj (seq"), "{shared}");
+    let id = format!("{}/proj", key(&w, "a"));
+
+    // (2) B follows: the under-signed tag is rejected, B's refs stay empty, and B paid for the
+    // tag object only (the history behind it is a 256 KiB incompressible blob).
+    let mut b = node(&w, "b", &propagate, &boot);
+    gt_node(&w, &["follow", &id], "b");
+    wait_for(
+        "B to reject refs/tags/bad",
+        || (outcome(&w, "b", &id, "refs/tags/bad")? == "reject").then_some(()),
+        || format!("{}\n{}", b.log(), status(&w, "b")),
+    );
+    let fb = followed(&w, "b", &id).unwrap();
+    let bytes_in = fb["bytes_in"].as_u64().unwrap();
+    assert!(
+        bytes_in > 0 && bytes_in < 4096,
+        "a rejected ref cost {bytes_in} bytes"
+    );
+    assert_eq!(tags(&w, &repo_of(&w, "b", &id)), "");
+    let log = b.log();
+    assert!(
+        log.contains("policy decision: REJECT refs/tags/bad") && log.contains("why:"),
+        "{log}"
+    );
+
+    // (1) A signed tag as the policy demands: shared on A, it reaches B.
+    let v1 = w.signed_tag(&work, "v1", &head, &["ed25519"]);
+    w.git(
+        &work,
+        &["push", "-q", bare.to_str().unwrap(), "refs/tags/v1"],
+    );
+    gt_node(
+        &w,
+        &["share", bare.to_str().unwrap(), "--name", "proj"],
+        "a",
+    );
+    let b_repo = repo_of(&w, "b", &id);
+    wait_for(
+        "v1 on B",
+        || tags(&w, &b_repo).contains(&v1).then_some(()),
+        || format!("{}\n{}", b.log(), status(&w, "b")),
+    );
+    assert_eq!(tags(&w, &b_repo), format!("refs/tags/v1 {v1}"));
+    fsck(&w, &b_repo);
+    wait_outcome(&w, "b", &id, "refs/tags/v1", "propagate");
+    assert!(b.log().contains("policy decision: propagate refs/tags/v1"));
+
+    // ... and, through B, C, with A gone.
+    a.kill();
+    let mut c = node(&w, "c", &propagate, &boot);
+    gt_node(&w, &["follow", &id], "c");
+    let c_repo = repo_of(&w, "c", &id);
+    wait_for(
+        "v1 on C (A is down)",
+        || tags(&w, &c_repo).contains(&v1).then_some(()),
+        || format!("{}\n{}", c.log(), status(&w, "c")),
+    );
+    assert_eq!(tags(&w, &c_repo), format!("refs/tags/v1 {v1}"));
+    fsck(&w, &c_repo);
+    // C could not even get `bad`: B never serves what it rejected, and A is down.
+    wait_outcome(&w, "c", &id, "refs/tags/bad", "failed");
+    assert_eq!(tags(&w, &c_repo), format!("refs/tags/v1 {v1}"));
+
+    // (6) git clone gittorrent://… through the remote helper equals a direct clone for the
+    // accepted tag: same ref value, same objects behind it, fsck clean; `bad` is not listed.
+    let helper = PathBuf::from(env!("CARGO_BIN_EXE_git-remote-gittorrent"));
+    let path = format!(
+        "{}:{}",
+        helper.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let clone = w.path("clone");
+    let out = w
+        .cmd("git")
+        .args(["clone", "-q", &format!("gittorrent://{id}")])
+        .arg(&clone)
+        .env("PATH", &path)
+        .env("GT_BOOTSTRAP", boot.join(","))
+        .env("GT_POLICY", propagate_policy())
+        .env("GT_KEYRING", common::testkeys())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git clone: {}", stderr(&out));
+    let direct = w.path("direct");
+    w.git(
+        w.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            bare.to_str().unwrap(),
+            direct.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(tags(&w, &clone), format!("refs/tags/v1 {v1}"));
+    let objects = |r: &Path| w.git(r, &["rev-list", "--objects", "refs/tags/v1"]);
+    assert_eq!(objects(&clone), objects(&direct));
+    fsck(&w, &clone);
+    assert!(tags(&w, &direct).contains("refs/tags/bad"));
+
+    // (3) D accepts but does not propagate: it takes v1 and never serves it. Once B and C (the
+    // propagators) are gone, E finds the item in the DHT but no node serves it.
+    let mut d = node(&w, "d", &accept, &boot);
+    gt_node(&w, &["follow", &id], "d");
+    let d_repo = repo_of(&w, "d", &id);
+    wait_for(
+        "v1 on D",
+        || tags(&w, &d_repo).contains(&v1).then_some(()),
+        || format!("{}\n{}", d.log(), status(&w, "d")),
+    );
+    wait_outcome(&w, "d", &id, "refs/tags/v1", "accept");
+    assert_eq!(followed(&w, "d", &id).unwrap()["propagated"], 0);
+    b.kill();
+    c.kill();
+    let mut e = node(&w, "e", &propagate, &boot);
+    gt_node(&w, &["follow", &id], "e");
+    wait_for(
+        "E to fail to find a server for v1",
+        || (outcome(&w, "e", &id, "refs/tags/v1")? == "failed").then_some(()),
+        || format!("{}\n{}", e.log(), status(&w, "e")),
+    );
+    assert_eq!(tags(&w, &repo_of(&w, "e", &id)), "");
+    assert!(d.running() && e.running());
+}

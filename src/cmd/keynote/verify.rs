@@ -54,14 +54,12 @@ type Loaded = Result<Result<Arc<Assertion>, ParseError>, std::io::Error>;
 
 /// Read and parse assertion files on all cores: parsing dominates `verify` on large inputs,
 /// and files are independent. Errors are kept and reported later, in command-line order.
-fn load_all(paths: &[&str]) -> HashMap<String, Loaded> {
+fn load_all(paths: &[&str], cores: usize) -> HashMap<String, Loaded> {
     let load = |path: &str| -> Loaded {
         let bytes = std::fs::read(path)?;
         Ok(Assertion::parse(&text_of(bytes)).map(Arc::new))
     };
-    let workers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, 8);
+    let workers = cores.clamp(1, 8);
     if paths.len() < 16 || workers == 1 {
         return paths.iter().map(|p| ((*p).to_owned(), load(p))).collect();
     }
@@ -194,9 +192,11 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         })
         .chain(files.iter().map(String::as_str))
         .collect();
-    let mut loaded = load_all(&assertion_paths);
+    // Asked once: each call reads several cgroup files.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut loaded = load_all(&assertion_paths, cores);
     let mut session = Session::default();
-    session.set_parallelism(std::thread::available_parallelism().map_or(1, usize::from));
+    session.set_parallelism(cores);
     let (mut have_env, mut have_values, mut have_key, mut have_trusted) =
         (false, false, false, false);
     for item in items {

@@ -151,3 +151,67 @@ impl Gate for PolicyGate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gix::ObjectId;
+    use gix::objs::Kind;
+
+    fn ctx(new: ObjectId) -> RefUpdateCtx {
+        RefUpdateCtx {
+            repo: "proj".into(),
+            publisher: [7; 32],
+            served_by: [8; 32],
+            ref_name: "refs/tags/v1".into(),
+            old: None,
+            new,
+            new_kind: Kind::Tag,
+            seq: 1,
+            now: 1_780_272_000,
+        }
+    }
+
+    fn root() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    }
+
+    #[test]
+    fn no_policy_is_a_rejection_with_the_reason() {
+        let gate = PolicyGate::new(Vec::new(), Vec::new(), None);
+        let d = gate.decide(&ctx(ObjectId::null(gix::hash::Kind::Sha1)), &[]);
+        assert_eq!(d.verdict, Verdict::Reject);
+        assert!(
+            d.explanation.contains("no policy file"),
+            "{}",
+            d.explanation
+        );
+        assert!(gate.check(SystemTime::UNIX_EPOCH).is_err());
+    }
+
+    #[test]
+    fn an_unsigned_tag_is_rejected_by_the_real_policy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let gate = PolicyGate::new(
+            vec![root().join("policies/single-maintainer.kn")],
+            vec![root().join("testkeys")],
+            Some(tmp.path().to_owned()),
+        );
+        gate.check(SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_272_000))
+            .unwrap();
+        let tag = b"object 1111111111111111111111111111111111111111\ntype commit\ntag v1\n\
+                    tagger T <t@example.org> 1700000000 +0000\n\nunsigned\n"
+            .to_vec();
+        let id = gix::objs::compute_hash(gix::hash::Kind::Sha1, Kind::Tag, &tag).unwrap();
+        let d = gate.decide(&ctx(id), &[tag]);
+        assert_eq!(d.verdict, Verdict::Reject);
+        assert!(
+            d.explanation.starts_with("REJECT refs/tags/v1"),
+            "{}",
+            d.explanation
+        );
+        assert!(d.explanation.contains("why:"), "{}", d.explanation);
+        // The per-decision quarantine is gone.
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+}

@@ -451,6 +451,11 @@ pub mod pest_only {
         str_expr_pest(&lex(src, Mode::Principals)?)
     }
 
+    /// [`super::parse_env_assignments`] through pest alone.
+    pub fn parse_env_assignments(src: &str) -> Result<EnvList> {
+        env_pest(src)
+    }
+
     /// [`super::parse_version`] through pest alone.
     pub fn parse_version(src: &str) -> Result<String> {
         version_pest(src)
@@ -783,8 +788,87 @@ fn version_pest(src: &str) -> Result<String> {
     Err(ExprError::new(syntax("version"), 0..src.len()))
 }
 
+/// An environment file's `(name, value, span)` triples.
+type EnvList = Vec<(String, String, Range<usize>)>;
+
 /// Parse an action-environment file of the reference CLI: `(name, value, span)` triples.
-pub(crate) fn parse_env_assignments(src: &str) -> Result<Vec<(String, String, Range<usize>)>> {
+///
+/// Files of plain `name = "value"` lines (all real ones) are read by [`env_fast`]; anything
+/// it does not accept is parsed by pest, which reports the error. Public only for the
+/// differential tests.
+#[doc(hidden)]
+pub fn parse_env_assignments(src: &str) -> Result<EnvList> {
+    match env_fast(src) {
+        Some(list) => Ok(list),
+        None => env_pest(src),
+    }
+}
+
+/// A recognizer for the `env_file` rule of keynote.pest (`env_assignment+` with WHITESPACE
+/// and COMMENT skipped between tokens); `None` when the text does not match it. Valid files
+/// have no brackets outside strings and comments, so [`precheck`] cannot object to them.
+fn env_fast(src: &str) -> Option<EnvList> {
+    if src.len() > MAX_ASSERTION_LEN {
+        return None;
+    }
+    let b = src.as_bytes();
+    let skip = |mut i: usize| -> usize {
+        loop {
+            match b.get(i) {
+                Some(b' ' | b'\t' | b'\n') => i += 1,
+                Some(b'#') => {
+                    while b.get(i).is_some_and(|c| *c != b'\n') {
+                        i += 1;
+                    }
+                }
+                _ => return i,
+            }
+        }
+    };
+    let mut out = Vec::new();
+    let mut i = skip(0);
+    loop {
+        // env_name = @{ ASCII_ALPHANUMERIC ~ (ASCII_ALPHANUMERIC | "_")* }
+        let start = i;
+        if !b.get(i)?.is_ascii_alphanumeric() {
+            return None;
+        }
+        while b.get(i).is_some_and(|c| is_ident(*c)) {
+            i += 1;
+        }
+        let name_end = i;
+        i = skip(i);
+        if b.get(i) != Some(&b'=') {
+            return None;
+        }
+        i = skip(i + 1);
+        // string = @{ "\"" ~ (("\\" ~ ANY) | (!("\"" | "\\") ~ ANY))* ~ "\"" }
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let value_start = i;
+        i += 1;
+        loop {
+            match b.get(i)? {
+                b'\\' => i += 2,
+                b'"' => break,
+                _ => i += 1,
+            }
+        }
+        i += 1;
+        out.push((
+            src.get(start..name_end)?.to_owned(),
+            unescape(src.get(value_start..i)?),
+            start..i,
+        ));
+        i = skip(i);
+        if i >= b.len() {
+            return Some(out);
+        }
+    }
+}
+
+fn env_pest(src: &str) -> Result<EnvList> {
     let top = run(Rule::env_file, src)?;
     let mut out = Vec::new();
     for a in top.into_inner() {

@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 use keynote::parser::{
-    parse_conditions, parse_licensees, parse_str_expr, parse_version, pest_only,
+    parse_conditions, parse_env_assignments, parse_licensees, parse_str_expr, parse_version,
+    pest_only,
 };
 use proptest::prelude::*;
 use std::path::Path;
@@ -27,6 +28,11 @@ fn same(src: &str) {
         parse_str_expr(src),
         pest_only::parse_str_expr(src),
         "Authorizer {src:?}"
+    );
+    assert_eq!(
+        parse_env_assignments(src),
+        pest_only::parse_env_assignments(src),
+        "environment file {src:?}"
     );
     assert_eq!(
         parse_version(src),
@@ -94,9 +100,12 @@ fn conformance_corpus() {
 
 #[test]
 fn fuzz_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/assertion");
-    if dir.is_dir() {
-        corpus(&dir, 100);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    for name in ["assertion", "action_environment"] {
+        let dir = root.join(name);
+        if dir.is_dir() {
+            corpus(&dir, 100);
+        }
     }
 }
 
@@ -125,6 +134,18 @@ fn hand_picked() {
         "(a == \"b\";",
         "a == \"b\");",
         "true; false -> \"v\";",
+        "a = \"b\"",
+        "a=\"b\"\n# c\n  1x_ = \"\\\"q\" # d",
+        "_a = \"b\"",
+        "a = \"b",
+        "a = \"b\\",
+        "a = \"\\é\" b = \"c\"",
+        "a = b",
+        "a \"b\"",
+        "a = \"(((\"",
+        "a = \"b\" (",
+        "  \n",
+        "a\r= \"b\"",
     ] {
         same(src);
     }
@@ -132,6 +153,15 @@ fn hand_picked() {
 
 /// Tokens of all three expression languages, well- and ill-formed together.
 const TOKENS: &[&str] = &[
+    "=",
+    "=",
+    "\n",
+    "x_1",
+    "9z",
+    "\"\\n\"",
+    "\"(\"",
+    "# (\n",
+    "\t",
     "a",
     "b",
     "_0",

@@ -10,9 +10,24 @@ mod exit;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // `gt keynote ...` takes the reference tool's arguments verbatim (clap only collects them),
+    // and KeyNote scripts call it once per query: skip building clap's whole command tree and
+    // the log subscriber, which cost more than a small query itself.
+    let mut argv = std::env::args_os();
+    if argv.nth(1).is_some_and(|a| a == "keynote") {
+        let args = cmd::keynote::Args {
+            args: argv.collect(),
+        };
+        return finish(cmd::keynote::run(args));
+    }
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
-    match cmd::run(cli.command) {
+    finish(cmd::run(cli.command))
+}
+
+/// The process exit status of a command's outcome; errors are printed first.
+fn finish(outcome: anyhow::Result<exit::Code>) -> std::process::ExitCode {
+    match outcome {
         Ok(code) => code.into(),
         Err(err) => {
             eprintln!("gt: error: {err:#}");

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::stream::{self, StreamExt as _};
 use gix::ObjectId;
 use gix::objs::Kind;
 use mainline::SigningKey;
@@ -41,6 +42,10 @@ pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 60;
 
 /// Most serving peers tried for one ref update before giving up until the next poll.
 pub const MAX_PEERS_TRIED: usize = 8;
+
+/// Most followed repositories polled at the same time in one round (each poll is a few DHT
+/// lookups and at most one fetch; more would only queue on the DHT actor and the disk).
+pub const MAX_CONCURRENT_POLLS: usize = 8;
 
 /// Version of `state.json`.
 pub const STATE_VERSION: u32 = 1;
@@ -906,6 +911,7 @@ impl Node {
                 }
             }
         }
+        let mut jobs = Vec::new();
         for (id, f) in &state.followed {
             let Ok((publisher, name)) = parse_repo_ref(id) else {
                 out.push((id.clone(), Err(format!("bad followed entry {id:?}"))));
@@ -921,12 +927,23 @@ impl Node {
             {
                 warn!(repo = %id, error = %e, "re-announce failed");
             }
-            let r = self
-                .poll(&publisher, &name, now)
-                .await
-                .map_err(|e| e.to_string());
-            out.push((id.clone(), r));
+            jobs.push((id.clone(), publisher, name));
         }
+        // Different repositories are independent (own directory, own state entry), so their
+        // polls overlap, a bounded number at a time.
+        let polled: Vec<_> = stream::iter(jobs)
+            .map(|(id, publisher, name)| async move {
+                let r = self
+                    .poll(&publisher, &name, now)
+                    .await
+                    .map_err(|e| e.to_string());
+                (id, r)
+            })
+            .buffer_unordered(MAX_CONCURRENT_POLLS)
+            .collect()
+            .await;
+        out.extend(polled);
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 

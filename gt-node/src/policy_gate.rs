@@ -95,33 +95,11 @@ fn quarantine(dir: &Path, tag_objects: &[Vec<u8>]) -> Result<TagSource, String> 
 
 /// The explanation `gt policy check` prints for a verdict, on one line per item.
 pub fn explain(v: &policy::Verdict, keyring: &verifier::Keyring) -> String {
-    let word = match v.decision {
-        Decision::Reject => "REJECT",
-        Decision::Accept => "accept",
-        Decision::Propagate => "propagate",
-    };
-    let signers = if v.signers.is_empty() {
-        "no verified signer".to_owned()
-    } else {
-        format!(
-            "signed by {}",
-            v.signers
-                .iter()
-                .map(|s| policy::label_text(keyring, s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    let mut out = format!("{word} {} ({signers})", v.ref_name);
-    if v.is_allowed() {
-        let by: Vec<String> = v.granted_by.iter().map(ToString::to_string).collect();
-        out.push_str(&format!("; granted by {}", by.join(" <- ")));
-    }
-    for r in &v.reasons {
-        out.push_str(&format!("; why: {r}"));
-    }
-    for w in &v.warnings {
-        out.push_str(&format!("; note: {w}"));
+    let e = v.explain(keyring);
+    let mut out = format!("{} {}", e.word, e.summary);
+    for d in &e.details {
+        out.push_str("; ");
+        out.push_str(d);
     }
     out
 }

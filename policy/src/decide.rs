@@ -232,7 +232,51 @@ pub struct Verdict {
     pub env: BTreeMap<String, String>,
 }
 
+/// A verdict in words, the same wherever gt explains one: `gt policy check`, the pre-receive
+/// hook's messages, gt-node's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// `REJECT`, `accept` or `propagate` (upper case marks the denial).
+    pub word: &'static str,
+    /// The ref and who signed: `refs/tags/v1  (signed by A, B)`.
+    pub summary: String,
+    /// `granted by …` (the delegation path, root first), then one `why: …` per reason and one
+    /// `note: …` per warning.
+    pub details: Vec<String>,
+}
+
 impl Verdict {
+    /// This verdict in words; signers are named by their keyring user IDs where known.
+    pub fn explain(&self, keyring: &Keyring) -> Explanation {
+        let word = match self.decision {
+            Decision::Reject => "REJECT",
+            Decision::Accept => "accept",
+            Decision::Propagate => "propagate",
+        };
+        let signers = if self.signers.is_empty() {
+            "no verified signer".to_owned()
+        } else {
+            let names: Vec<String> = self
+                .signers
+                .iter()
+                .map(|s| label_text(keyring, s))
+                .collect();
+            format!("signed by {}", names.join(", "))
+        };
+        let mut details = Vec::new();
+        if self.is_allowed() {
+            let by: Vec<String> = self.granted_by.iter().map(ToString::to_string).collect();
+            details.push(format!("granted by {}", by.join(" <- ")));
+        }
+        details.extend(self.reasons.iter().map(|r| format!("why: {r}")));
+        details.extend(self.warnings.iter().map(|w| format!("note: {w}")));
+        Explanation {
+            word,
+            summary: format!("{}  ({signers})", self.ref_name),
+            details,
+        }
+    }
+
     /// Whether the update may happen (accept or propagate).
     pub fn is_allowed(&self) -> bool {
         self.decision > Decision::Reject

@@ -41,7 +41,7 @@ pub mod to_policy;
 pub mod update;
 
 pub use decide::{
-    ConfigError, Evaluator, PolicySet, RepoPolicyError, Verdict, decide, label_text,
+    ConfigError, Evaluator, Explanation, PolicySet, RepoPolicyError, Verdict, decide, label_text,
     read_policy_commit,
 };
 pub use file::{LoadError, LoadedAssertion, Origin, PolicyFile};

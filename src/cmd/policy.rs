@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args as ClapArgs, Subcommand};
-use policy::{Decision, Evaluator, RefUpdate, Source, Verdict, zero_oid};
+use policy::{Evaluator, RefUpdate, Source, Verdict, zero_oid};
 use verifier::TagSource;
 
 use crate::exit::Code;
@@ -322,33 +322,10 @@ fn write_human(
     v: &Verdict,
     keyring: &verifier::Keyring,
 ) -> anyhow::Result<()> {
-    let word = match v.decision {
-        Decision::Reject => "REJECT",
-        Decision::Accept => "accept",
-        Decision::Propagate => "propagate",
-    };
-    let signers = if v.signers.is_empty() {
-        "no verified signer".to_owned()
-    } else {
-        format!(
-            "signed by {}",
-            v.signers
-                .iter()
-                .map(|s| policy::label_text(keyring, s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    writeln!(out, "{word:<9} {}  ({signers})", v.ref_name)?;
-    if v.is_allowed() {
-        let by: Vec<String> = v.granted_by.iter().map(ToString::to_string).collect();
-        writeln!(out, "          granted by {}", by.join(" <- "))?;
-    }
-    for r in &v.reasons {
-        writeln!(out, "          why: {r}")?;
-    }
-    for w in &v.warnings {
-        writeln!(out, "          note: {w}")?;
+    let e = v.explain(keyring);
+    writeln!(out, "{:<9} {}", e.word, e.summary)?;
+    for d in &e.details {
+        writeln!(out, "          {d}")?;
     }
     Ok(())
 }

@@ -413,10 +413,12 @@ fn unhex32(s: &str) -> [u8; 32] {
 
 /// (4) at process level: a peer announced for the repository that answers with a truncated
 /// frame, an oversized frame header or garbage, and a followed publisher key that published
-/// nothing. The follower logs each failure, changes no ref, keeps running, and takes the tag
-/// once an honest node serves it. (Wrong objects after a valid handshake, forged, oversized and
-/// stale DHT items are covered at library level: gt-node/tests/transfer.rs
-/// `hostile_peers_change_nothing`, `limits_hold_at_their_boundaries`, gt-node/tests/dht.rs.)
+/// nothing (logged as "no DHT item from this publisher"). The follower logs each failure,
+/// changes no ref, keeps running, and takes the tag once an honest node serves it. (Wrong
+/// objects after a valid handshake, forged, oversized and stale DHT items are covered at
+/// library level: gt-node/tests/transfer.rs `hostile_peers_change_nothing`,
+/// `limits_hold_at_their_boundaries`, gt-node/tests/dht.rs
+/// `forged_items_are_refused_and_never_read`.)
 #[test]
 fn hostile_peers_and_unknown_publishers_change_nothing() {
     use std::io::{Read as _, Write as _};
@@ -492,6 +494,13 @@ fn hostile_peers_and_unknown_publishers_change_nothing() {
     assert!(log.contains("ref update failed"), "{log}");
     assert_eq!(tags(&w, &repo_of(&w, "f", &id)), "");
     assert!(f.running());
+    // The unknown key is named in the log, not silently ignored.
+    let no_item = format!("follow {unknown}/ghost: no DHT item from this publisher");
+    wait_for(
+        "F to log that the unknown publisher has no item",
+        || f.log().contains(&no_item).then_some(()),
+        || format!("{}\n{}", f.log(), status(&w, "f")),
+    );
     let ghost = followed(&w, "f", &format!("{unknown}/ghost")).unwrap();
     assert!(ghost["last_seq"].is_null() && ghost["refs"] == serde_json::json!({}));
 

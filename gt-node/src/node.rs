@@ -654,6 +654,15 @@ impl Node {
             None => self.dht.get_item(publisher, name).await?,
         };
         let Some(item) = item else {
+            // Nothing acted on yet and nothing found: the key is unknown to the DHT or its owner
+            // has not published this name. Said once per poll of this repository, so the log
+            // grows by one line per round at most.
+            if followed.last_seq.is_none() {
+                warn!(
+                    repo = %id,
+                    "follow {id}: no DHT item from this publisher (unknown key or not yet published)"
+                );
+            }
             return Ok(Vec::new());
         };
         if !announce::is_newer(followed.last_seq, item.seq()) {

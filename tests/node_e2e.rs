@@ -606,3 +606,98 @@ fn follower_killed_mid_fetch_finishes_after_restart() {
     assert_eq!(left, 0, "quarantine not cleaned");
     assert!(f.running());
 }
+
+/// (4), stale seq, at process level: after a follower took a publisher's item (seq S), an item
+/// signed with the publisher's real key (read from its data directory) but with seq S − 1 and a
+/// ref set that moves v1 and adds a tag is put onto the same loopback testnet. The storing
+/// nodes refuse it as not most recent (BEP 44 error 302, surfaced as `DhtError::Stale`), the DHT
+/// keeps serving seq S, and over two further complete poll rounds of the follower (counted by
+/// the once-per-round "no DHT item" line of a second, unknown followed key) its refs and
+/// `last_seq` do not move and it keeps running. The follower itself logs nothing about the stale
+/// item: it asks the DHT only for items newer than S (BEP 44 `seq` in `get`), and honest nodes
+/// answer that with "no more recent value", so a stale item never reaches it.
+#[test]
+fn stale_item_with_the_publisher_key_changes_nothing() {
+    let w = World::new(&["ed25519"]);
+    let (_tn, boot) = testnet(&w, 4);
+    let (work, bare, head) = published(&w);
+    let v1 = w.signed_tag(&work, "v1", &head, &["ed25519"]);
+    w.git(
+        &work,
+        &["push", "-q", bare.to_str().unwrap(), "refs/tags/v1"],
+    );
+    let policy = propagate_policy();
+    let _a = node(&w, "a", &policy, &boot);
+    gt_node(
+        &w,
+        &["share", bare.to_str().unwrap(), "--name", "proj"],
+        "a",
+    );
+    let publisher = key(&w, "a");
+    let id = format!("{publisher}/proj");
+    let mut f = node(&w, "f", &policy, &boot);
+    let unknown = "cd".repeat(32);
+    gt_node(&w, &["follow", &format!("{unknown}/ghost")], "f");
+    gt_node(&w, &["follow", &id], "f");
+    let f_repo = repo_of(&w, "f", &id);
+    wait_for(
+        "v1 on F",
+        || tags(&w, &f_repo).contains(&v1).then_some(()),
+        || format!("{}\n{}", f.log(), status(&w, "f")),
+    );
+    let seq = wait_for(
+        "F to record the seq it acted on",
+        || followed(&w, "f", &id)?["last_seq"].as_i64(),
+        || status(&w, "f").to_string(),
+    );
+    let refs_before = tags(&w, &f_repo);
+
+    // The stale item: the publisher's own key, a lower seq, v1 moved and a tag added.
+    let sk = gt_node::node::DataDir::new(w.path("a"))
+        .load_or_create_key()
+        .unwrap();
+    assert_eq!(sk.verifying_key().to_bytes(), unhex32(&publisher));
+    let commit = gix::ObjectId::from_hex(head.as_bytes()).unwrap();
+    let stale_refs: gt_node::announce::RefMap = [
+        ("refs/tags/v1".to_owned(), commit),
+        ("refs/tags/evil".to_owned(), commit),
+    ]
+    .into_iter()
+    .collect();
+    let stale = gt_node::announce::encode_item(&stale_refs).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (put, current) = rt.block_on(async {
+        let d = gt_node::dht::DhtNode::start(&gt_node::dht::DhtConfig::loopback(&boot))
+            .await
+            .unwrap();
+        assert!(d.bootstrapped().await.unwrap());
+        let put = d.put_item(&sk, "proj", &stale.value, seq - 1, None).await;
+        let current = d.get_item(&unhex32(&publisher), "proj").await.unwrap();
+        (put, current)
+    });
+    assert!(
+        matches!(put, Err(gt_node::dht::DhtError::Stale { .. })),
+        "{put:?}"
+    );
+    assert_eq!(current.map(|i| i.seq()), Some(seq));
+
+    // Two complete poll rounds of F after the put, then nothing has moved.
+    let no_item = format!("follow {unknown}/ghost: no DHT item from this publisher");
+    let rounds = f.log().matches(&no_item).count();
+    wait_for(
+        "two more poll rounds on F",
+        || (f.log().matches(&no_item).count() >= rounds + 2).then_some(()),
+        || f.log(),
+    );
+    assert_eq!(tags(&w, &f_repo), refs_before);
+    assert!(!tags(&w, &f_repo).contains("refs/tags/evil"));
+    assert_eq!(
+        followed(&w, "f", &id).unwrap()["last_seq"].as_i64(),
+        Some(seq)
+    );
+    fsck(&w, &f_repo);
+    assert!(f.running());
+}

@@ -415,10 +415,11 @@ fn unhex32(s: &str) -> [u8; 32] {
 /// frame, an oversized frame header or garbage, and a followed publisher key that published
 /// nothing (logged as "no DHT item from this publisher"). The follower logs each failure,
 /// changes no ref, keeps running, and takes the tag once an honest node serves it. (Wrong
-/// objects after a valid handshake, forged, oversized and stale DHT items are covered at
-/// library level: gt-node/tests/transfer.rs `hostile_peers_change_nothing`,
+/// objects after a valid handshake, forged and oversized DHT items are covered at library
+/// level: gt-node/tests/transfer.rs `hostile_peers_change_nothing`,
 /// `limits_hold_at_their_boundaries`, gt-node/tests/dht.rs
-/// `forged_items_are_refused_and_never_read`.)
+/// `forged_items_are_refused_and_never_read`; stale items by
+/// `stale_item_with_the_publisher_key_changes_nothing` below.)
 #[test]
 fn hostile_peers_and_unknown_publishers_change_nothing() {
     use std::io::{Read as _, Write as _};

@@ -8,6 +8,8 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -166,6 +168,12 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
 
 /// `verifier.verify_bytes` over every readable object, on up to `available_parallelism` threads,
 /// results in input order.
+///
+/// The threads take jobs from one shared counter: first the self-signature checks of the
+/// certificates the tags need (see `Verifier::self_signature_checks`: one job per certificate
+/// component, so the threads split them instead of both checking the same certificate when
+/// they first validate a signature with it), then the tags, one job each (dynamic, so cheap
+/// SHA-1 refusals and RSA-4096 verifications balance across the threads).
 fn verify_parallel(
     verifier: &Verifier<'_>,
     objects: &[(String, Result<Vec<u8>, String>)],
@@ -174,19 +182,42 @@ fn verify_parallel(
         .map_or(1, std::num::NonZeroUsize::get)
         .clamp(1, 16)
         .min(objects.len().max(1));
-    // Strided, not chunked: neighbouring tags tend to share key types and ages (cheap SHA-1
-    // refusals vs RSA-4096 verifications), so chunks would load the threads unevenly.
+    let checks = if threads > 1 {
+        verifier.self_signature_checks(
+            objects
+                .iter()
+                .filter_map(|(_, b)| b.as_ref().ok().map(Vec::as_slice)),
+        )
+    } else {
+        Vec::new()
+    };
+    let next = AtomicUsize::new(0);
+    // Every thread waits here once, before its first tag, until all the checks are done: a
+    // tag validated while another thread is still checking that certificate would check the
+    // same self-signatures again (sequoia does not lock a signature while verifying it).
+    let checked = Barrier::new(threads);
+    let (checks, next, checked) = (&checks, &next, &checked);
     let mut results: Vec<Option<TagReport>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
-            .map(|t| {
+            .map(|_| {
                 scope.spawn(move || {
-                    objects
-                        .iter()
-                        .enumerate()
-                        .skip(t)
-                        .step_by(threads)
-                        .map(|(i, (_, b))| (i, b.as_ref().ok().map(|b| verifier.verify_bytes(b))))
-                        .collect::<Vec<_>>()
+                    let mut done = Vec::new();
+                    let mut waited = false;
+                    loop {
+                        let job = next.fetch_add(1, Ordering::Relaxed);
+                        if let Some(check) = checks.get(job) {
+                            check.run();
+                            continue;
+                        }
+                        if !waited {
+                            checked.wait();
+                            waited = true;
+                        }
+                        let i = job - checks.len();
+                        let Some((_, b)) = objects.get(i) else { break };
+                        done.push((i, b.as_ref().ok().map(|b| verifier.verify_bytes(b))));
+                    }
+                    done
                 })
             })
             .collect();

@@ -63,8 +63,8 @@ pub use parse::TagObject;
 pub use principal::Principal;
 pub use repo::TagSource;
 pub use verify::{
-    LayoutKind, LevelReport, SignatureReport, Status, TagReport, VerifiedLevel, VerifiedTag,
-    Verifier, verify_tag,
+    LayoutKind, LevelReport, SelfSignatureCheck, SignatureReport, Status, TagReport, VerifiedLevel,
+    VerifiedTag, Verifier, verify_tag,
 };
 
 #[doc(hidden)]

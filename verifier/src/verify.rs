@@ -379,6 +379,39 @@ impl std::fmt::Debug for Verifier<'_> {
     }
 }
 
+/// Checks the self-signatures of one certificate component (the primary key, a user ID, a user
+/// attribute or a subkey) ahead of verification: see [`Verifier::self_signature_checks`].
+pub struct SelfSignatureCheck<'k> {
+    run: Box<dyn Fn() + Send + Sync + 'k>,
+}
+
+impl SelfSignatureCheck<'_> {
+    /// Verify the component's self-signatures and self-revocations now (sequoia caches each
+    /// result in the certificate; a second run costs nothing).
+    pub fn run(&self) {
+        (self.run)();
+    }
+}
+
+impl std::fmt::Debug for SelfSignatureCheck<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelfSignatureCheck").finish_non_exhaustive()
+    }
+}
+
+/// A check that touches every self-signature and self-revocation of `bundle`: sequoia verifies
+/// them lazily on first use and remembers each verdict in the certificate.
+fn bundle_check<'k, C: Send + Sync>(
+    bundle: &'k openpgp::cert::bundle::ComponentBundle<C>,
+) -> SelfSignatureCheck<'k> {
+    SelfSignatureCheck {
+        run: Box::new(move || {
+            let _ = bundle.self_signatures().count();
+            let _ = bundle.self_revocations().count();
+        }),
+    }
+}
+
 /// Verify one raw tag object (no chain following) at reference time `time`.
 ///
 /// If the tag's target is itself a tag, the report's `chain_error` says the inner tag was not
@@ -399,6 +432,63 @@ impl<'k> Verifier<'k> {
             lenient,
             time,
         }
+    }
+
+    /// The self-signature checks that verifying `objects` will need, one per certificate
+    /// component, so that a caller verifying many tags on several threads can spread them over
+    /// the threads *before* the tags.
+    ///
+    /// Why: sequoia verifies a certificate's self-signatures lazily, on the first validation
+    /// that needs them, and caches the verdicts; two threads validating the same certificate at
+    /// once both do the (RSA-4096: ~0.5 ms each) work. Running these checks first, one component
+    /// per job, shares that work between the threads instead. The verdicts cannot change: the
+    /// checks only fill the cache that verification fills anyway (every self-signature, by the
+    /// same function); verification still decides everything on its own.
+    ///
+    /// Components: for every certificate named by a signature that will reach the public-key
+    /// operation (binary type, a creation time, a hash the policy accepts), its primary key,
+    /// user IDs and user attributes (they decide the certificate's liveness and primary user
+    /// ID) and its subkeys (validating a certificate under a policy validates every subkey
+    /// before looking for the issuing one). Unparsable objects are skipped here (their
+    /// verification reports them).
+    pub fn self_signature_checks<'a>(
+        &self,
+        objects: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Vec<SelfSignatureCheck<'k>> {
+        let keyring: &'k Keyring = self.keyring;
+        let mut certs: Vec<&'k Cert> = Vec::new();
+        for bytes in objects {
+            let Ok(tag) = TagObject::parse(bytes) else {
+                continue;
+            };
+            for p in tag.packets() {
+                let Ok(sig) = &p.signature else { continue };
+                if sig.typ() != SignatureType::Binary
+                    || sig.signature_creation_time().is_none()
+                    || self
+                        .policy
+                        .signature(sig, HashAlgoSecurity::CollisionResistance)
+                        .is_err()
+                {
+                    continue;
+                }
+                for h in sig.get_issuers() {
+                    for cert in keyring.lookup(&h) {
+                        if !certs.iter().any(|c| c.fingerprint() == cert.fingerprint()) {
+                            certs.push(cert);
+                        }
+                    }
+                }
+            }
+        }
+        let mut checks = Vec::new();
+        for cert in certs {
+            checks.push(bundle_check(cert.primary_key().bundle()));
+            checks.extend(cert.userids().map(|ua| bundle_check(ua.bundle())));
+            checks.extend(cert.user_attributes().map(|ua| bundle_check(ua.bundle())));
+            checks.extend(cert.keys().subkeys().map(|ka| bundle_check(ka.bundle())));
+        }
+        checks
     }
 
     /// The reference time.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use verifier::{Keyring, Status, TagReport, TagSource, Verifier};
+use verifier::{Keyring, SelfSignatureCheck, Status, TagObject, TagReport, TagSource, Verifier};
 
 use crate::exit::Code;
 
@@ -169,11 +169,12 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
 /// `verifier.verify_bytes` over every readable object, on up to `available_parallelism` threads,
 /// results in input order.
 ///
-/// The threads take jobs from one shared counter: first the self-signature checks of the
-/// certificates the tags need (see `Verifier::self_signature_checks`: one job per certificate
-/// component, so the threads split them instead of both checking the same certificate when
-/// they first validate a signature with it), then the tags, one job each (dynamic, so cheap
-/// SHA-1 refusals and RSA-4096 verifications balance across the threads).
+/// Two rounds of jobs taken from a shared counter (dynamic, so cheap SHA-1 refusals and RSA-4096
+/// verifications balance across the threads): the threads first parse every object; then they
+/// run the self-signature checks of the certificates the tags need (see
+/// `Verifier::self_signature_checks`: one job per certificate component, so the threads split
+/// them instead of both checking the same certificate when they first validate a signature
+/// with it), wait for each other, and verify the tags, one job each.
 fn verify_parallel(
     verifier: &Verifier<'_>,
     objects: &[(String, Result<Vec<u8>, String>)],
@@ -182,54 +183,78 @@ fn verify_parallel(
         .map_or(1, std::num::NonZeroUsize::get)
         .clamp(1, 16)
         .min(objects.len().max(1));
+    let parsed = par_jobs(threads, objects.len(), |i| {
+        objects
+            .get(i)
+            .and_then(|(_, b)| b.as_ref().ok())
+            .map(|b| TagObject::parse(b))
+    });
     let checks = if threads > 1 {
-        verifier.self_signature_checks(
-            objects
-                .iter()
-                .filter_map(|(_, b)| b.as_ref().ok().map(Vec::as_slice)),
-        )
+        verifier.self_signature_checks(parsed.iter().filter_map(|p| p.as_ref()?.as_ref().ok()))
     } else {
         Vec::new()
     };
-    let next = AtomicUsize::new(0);
     // Every thread waits here once, before its first tag, until all the checks are done: a
     // tag validated while another thread is still checking that certificate would check the
     // same self-signatures again (sequoia does not lock a signature while verifying it).
     let checked = Barrier::new(threads);
-    let (checks, next, checked) = (&checks, &next, &checked);
-    let mut results: Vec<Option<TagReport>> = std::thread::scope(|scope| {
+    par_jobs_with_prelude(threads, &checks, &checked, objects.len(), |i| {
+        let (_, bytes) = objects.get(i)?;
+        let bytes = bytes.as_ref().ok()?;
+        let tag = parsed.get(i)?.as_ref()?;
+        Some(verifier.verify_parsed(bytes, tag.as_ref()))
+    })
+}
+
+/// `f(i)` for every `i` in `0..n`, on `threads` threads taking jobs from a shared counter;
+/// results in order.
+fn par_jobs<T: Send>(threads: usize, n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    par_jobs_with_prelude(threads, &[], &Barrier::new(threads), n, f)
+}
+
+/// Like `par_jobs`, but the threads first run every one of `prelude` (split between them), then
+/// wait at `barrier` (made for `threads`), then take the `n` jobs.
+fn par_jobs_with_prelude<T: Send>(
+    threads: usize,
+    prelude: &[SelfSignatureCheck<'_>],
+    barrier: &Barrier,
+    n: usize,
+    f: impl Fn(usize) -> T + Sync,
+) -> Vec<T> {
+    let next = AtomicUsize::new(0);
+    let (next, f) = (&next, &f);
+    let mut all: Vec<(usize, T)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(move || {
                     let mut done = Vec::new();
-                    let mut waited = false;
                     loop {
                         let job = next.fetch_add(1, Ordering::Relaxed);
-                        if let Some(check) = checks.get(job) {
+                        if let Some(check) = prelude.get(job) {
                             check.run();
                             continue;
                         }
-                        if !waited {
-                            checked.wait();
-                            waited = true;
+                        if done.is_empty() && !prelude.is_empty() {
+                            // Once per thread: the first job past the prelude.
+                            barrier.wait();
                         }
-                        let i = job - checks.len();
-                        let Some((_, b)) = objects.get(i) else { break };
-                        done.push((i, b.as_ref().ok().map(|b| verifier.verify_bytes(b))));
+                        let i = job - prelude.len();
+                        if i >= n {
+                            break;
+                        }
+                        done.push((i, f(i)));
                     }
                     done
                 })
             })
             .collect();
-        let mut all: Vec<(usize, Option<TagReport>)> = handles
+        handles
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect();
-        all.sort_by_key(|(i, _)| *i);
-        all.into_iter().map(|(_, r)| r).collect()
+            .collect()
     });
-    results.truncate(objects.len());
-    results
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
 }
 
 enum Input {

@@ -20,7 +20,7 @@ use openpgp::{Cert, Fingerprint, KeyHandle};
 
 use crate::keyring::Keyring;
 use crate::limits::{CLOCK_SKEW_TOLERANCE, MAX_CHAIN_DEPTH};
-use crate::parse::{TagObject, Tagger};
+use crate::parse::{ParseError, TagObject, Tagger};
 use crate::policy::GtPolicy;
 use crate::principal::Principal;
 use crate::repo::{RepoError, TagSource};
@@ -449,18 +449,14 @@ impl<'k> Verifier<'k> {
     /// operation (binary type, a creation time, a hash the policy accepts), its primary key,
     /// user IDs and user attributes (they decide the certificate's liveness and primary user
     /// ID) and its subkeys (validating a certificate under a policy validates every subkey
-    /// before looking for the issuing one). Unparsable objects are skipped here (their
-    /// verification reports them).
+    /// before looking for the issuing one).
     pub fn self_signature_checks<'a>(
         &self,
-        objects: impl IntoIterator<Item = &'a [u8]>,
+        tags: impl IntoIterator<Item = &'a TagObject>,
     ) -> Vec<SelfSignatureCheck<'k>> {
         let keyring: &'k Keyring = self.keyring;
         let mut certs: Vec<&'k Cert> = Vec::new();
-        for bytes in objects {
-            let Ok(tag) = TagObject::parse(bytes) else {
-                continue;
-            };
+        for tag in tags {
             for p in tag.packets() {
                 let Ok(sig) = &p.signature else { continue };
                 if sig.typ() != SignatureType::Binary
@@ -498,14 +494,7 @@ impl<'k> Verifier<'k> {
 
     /// Verify one raw tag object (no chain following; see [`verify_tag`]).
     pub fn verify_bytes(&self, bytes: &[u8]) -> TagReport {
-        let level = self.verify_level(bytes);
-        let chain_error = (level.target_kind == Some(gix::objs::Kind::Tag))
-            .then(|| "the target is a tag; its signatures were not verified".to_owned());
-        TagReport {
-            levels: vec![level],
-            chain_error,
-            time: self.time,
-        }
+        self.verify_parsed(bytes, TagObject::parse(bytes).as_ref())
     }
 
     /// Verify the tag `oid` read from `source`, and every tag below it in its chain.
@@ -553,8 +542,34 @@ impl<'k> Verifier<'k> {
 
     /// Parse and verify one tag object.
     pub fn verify_level(&self, bytes: &[u8]) -> LevelReport {
-        match TagObject::parse(bytes) {
-            Ok(tag) => self.verify_object(&tag),
+        self.verify_parsed_level(bytes, TagObject::parse(bytes).as_ref())
+    }
+
+    /// Verify one raw tag object already parsed by [`TagObject::parse`] (no chain following;
+    /// the same report as [`Verifier::verify_bytes`] on `bytes`). For callers that parse first
+    /// to plan work, e.g. [`Verifier::self_signature_checks`].
+    pub fn verify_parsed(
+        &self,
+        bytes: &[u8],
+        parsed: Result<&TagObject, &ParseError>,
+    ) -> TagReport {
+        let level = self.verify_parsed_level(bytes, parsed);
+        let chain_error = (level.target_kind == Some(gix::objs::Kind::Tag))
+            .then(|| "the target is a tag; its signatures were not verified".to_owned());
+        TagReport {
+            levels: vec![level],
+            chain_error,
+            time: self.time,
+        }
+    }
+
+    fn verify_parsed_level(
+        &self,
+        bytes: &[u8],
+        parsed: Result<&TagObject, &ParseError>,
+    ) -> LevelReport {
+        match parsed {
+            Ok(tag) => self.verify_object(tag),
             Err(e) => LevelReport {
                 oid: gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Tag, bytes)
                     .unwrap_or_else(|_| ObjectId::null(gix::hash::Kind::Sha1)),

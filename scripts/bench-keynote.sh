@@ -4,6 +4,7 @@
 # mode first. Uses hyperfine when installed (apt install hyperfine), else a timing loop.
 #
 #   scripts/bench-keynote.sh [RUNS]
+unset RUST_BACKTRACE  # sequoia builds errors on normal paths; a captured backtrace each costs ~3%
 set -eu
 runs=${1:-40}
 root=$(cd "$(dirname "$0")/.." && pwd)

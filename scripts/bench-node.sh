@@ -11,6 +11,7 @@
 # Usage: scripts/bench-node.sh            (NODES=20 REPOS=100 by default)
 #        GT=target/debug/gt NODES=5 REPOS=10 scripts/bench-node.sh
 # Builds nothing: run `cargo build --release -p gt` first (GT defaults to target/release/gt).
+unset RUST_BACKTRACE  # sequoia builds errors on normal paths; a captured backtrace each costs ~3%
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -13,6 +13,7 @@
 # Each tag object is stored with `git hash-object -t tag -w --literally` (their targets are not
 # in the repository; neither tool needs them) under refs/tags/<its tag header>. gpg gets Junio's
 # key in a temporary GNUPGHOME. Times are medians of RUNS runs (git: 1 run, it is slow).
+unset RUST_BACKTRACE  # sequoia builds errors on normal paths; a captured backtrace each costs ~3%
 set -euo pipefail
 [ -n "${EPOCHREALTIME:-}" ] || { echo "needs bash 5 (EPOCHREALTIME)" >&2; exit 2; }
 cd "$(dirname "$0")/.."

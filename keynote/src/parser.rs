@@ -1225,32 +1225,32 @@ fn str_unary(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<StrExpr> {
 }
 
 fn lic_or(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<Licensees> {
-    let whole = pair.clone();
-    let mut terms = Vec::new();
-    for p in pair.into_inner() {
-        terms.push(lic_and(p, cx)?);
-    }
-    if terms.len() == 1 {
-        terms
-            .pop()
-            .ok_or_else(|| cx.err(syntax("principal"), &whole))
-    } else {
-        Ok(Licensees::Or(terms))
-    }
+    lic_chain(pair, cx, lic_and, Licensees::Or)
 }
 
 fn lic_and(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<Licensees> {
+    lic_chain(pair, cx, lic_atom, Licensees::And)
+}
+
+/// A flat `&&` or `||` chain: one term stands for itself, several are joined by `join`
+/// (flat, so a 10,000-term chain needs no deep recursion).
+fn lic_chain(
+    pair: Pair<'_, T>,
+    cx: &Cx<'_>,
+    term: fn(Pair<'_, T>, &Cx<'_>) -> Result<Licensees>,
+    join: fn(Vec<Licensees>) -> Licensees,
+) -> Result<Licensees> {
     let whole = pair.clone();
     let mut terms = Vec::new();
     for p in pair.into_inner() {
-        terms.push(lic_atom(p, cx)?);
+        terms.push(term(p, cx)?);
     }
     if terms.len() == 1 {
         terms
             .pop()
             .ok_or_else(|| cx.err(syntax("principal"), &whole))
     } else {
-        Ok(Licensees::And(terms))
+        Ok(join(terms))
     }
 }
 

@@ -749,10 +749,16 @@ fn k_of(
 /// Parse a Local-Constants field value into `(name, value)` pairs in order (RFC 2704
 /// 4.6.2). Names and duplicates are checked by the caller, which knows the field's position.
 pub fn parse_local_constants(src: &str) -> Result<Vec<(String, String, Range<usize>)>> {
-    let top = run(Rule::local_constants, src)?;
+    assignments(src, Rule::local_constants, Rule::assignment)
+}
+
+/// The `name = "value"` pairs of a `top` rule's `item` children, in order, with their spans:
+/// Local-Constants fields and action-environment files share this shape.
+fn assignments(src: &str, top: Rule, item: Rule) -> Result<Vec<(String, String, Range<usize>)>> {
+    let top = run(top, src)?;
     let mut out = Vec::new();
     for a in top.into_inner() {
-        if a.as_rule() != Rule::assignment {
+        if a.as_rule() != item {
             continue;
         }
         let span = a.as_span().start()..a.as_span().end();
@@ -869,20 +875,7 @@ fn env_fast(src: &str) -> Option<EnvList> {
 }
 
 fn env_pest(src: &str) -> Result<EnvList> {
-    let top = run(Rule::env_file, src)?;
-    let mut out = Vec::new();
-    for a in top.into_inner() {
-        if a.as_rule() != Rule::env_assignment {
-            continue;
-        }
-        let span = a.as_span().start()..a.as_span().end();
-        let mut it = a.into_inner();
-        let (Some(n), Some(v)) = (it.next(), it.next()) else {
-            return Err(ExprError::new(syntax("assignment"), span));
-        };
-        out.push((n.as_str().to_owned(), unescape(v.as_str()), span));
-    }
-    Ok(out)
+    assignments(src, Rule::env_file, Rule::env_assignment)
 }
 
 // ------------------------------------------------------------------ conversion helpers

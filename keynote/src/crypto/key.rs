@@ -86,9 +86,7 @@ pub struct RsaPublicKey {
 struct RsaState {
     /// The `rsa` crate's key checks, done once.
     checked: OnceLock<Result<(), String>>,
-    /// Verifications so far.
-    uses: AtomicUsize,
-    /// Montgomery set-up, made once the key has been used [`MONTGOMERY_AFTER`] times.
+    /// Montgomery set-up, made at the first verification.
     op: OnceLock<Option<RsaPublicOp>>,
 }
 
@@ -129,23 +127,22 @@ impl RsaPublicKey {
     }
     /// RSAVP1 (RFC 8017 §5.2.2): `sig^e mod n` as `len` bytes, `Ok(None)` when the signature
     /// is not smaller than n; `Err` when the `rsa` crate rejects the key (checked once). The
-    /// first [`MONTGOMERY_AFTER`] uses of a key take a one-shot path; later ones share a
-    /// Montgomery set-up (fast.rs), which costs about one verification to make.
+    /// Montgomery set-up (fast.rs) is made at the first use and shared by later ones; it costs
+    /// one division, so even a key used once is cheaper this way. Moduli it does not cover
+    /// (even, or over 4096 bits) take the one-shot `num-bigint-dig` path.
     pub(crate) fn public_op(&self, sig: &[u8], len: usize) -> Result<Option<Vec<u8>>, String> {
         self.state
             .checked
             .get_or_init(|| self.crate_key().map(|_| ()))
             .clone()?;
-        if self.state.uses.fetch_add(1, Ordering::Relaxed) >= MONTGOMERY_AFTER {
-            let op = self
-                .state
-                .op
-                .get_or_init(|| RsaPublicOp::new(&self.n, &self.e));
-            if let Some(op) = op {
-                return Ok(op.public_op(sig, len));
-            }
+        let op = self
+            .state
+            .op
+            .get_or_init(|| RsaPublicOp::new(&self.n, &self.e));
+        match op {
+            Some(op) => Ok(op.public_op(sig, len)),
+            None => Ok(rsa_public_op_oneshot(&self.n, &self.e, sig, len)),
         }
-        Ok(rsa_public_op_oneshot(&self.n, &self.e, sig, len))
     }
 }
 

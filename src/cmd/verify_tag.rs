@@ -102,28 +102,10 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
             .map(|r| (r.clone(), Input::Ref(r.clone())))
             .collect()
     };
-    // 1. Read every tag object (sequential: the repository handle is not shared across threads).
-    let objects: Vec<(String, Result<Vec<u8>, String>)> = inputs
-        .into_iter()
-        .map(|(label, input)| {
-            let bytes = match &input {
-                Input::File(path) => {
-                    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-                }
-                Input::Ref(spec) => match &source {
-                    Some(src) => src
-                        .resolve(spec)
-                        .and_then(|(oid, _)| src.read_tag(oid))
-                        .map_err(|e| e.to_string()),
-                    None => Err("no repository".to_owned()),
-                },
-            };
-            (label, bytes)
-        })
-        .collect();
-    // 2. Verify them on every core: the public-key operations dominate, and the keyring, the
-    //    policy and sequoia's signature cache are shared safely.
-    let mut reports = verify_parallel(&verifier, &objects);
+    // 1. Read and parse every tag object, and 2. verify them, on every core: the public-key
+    //    operations dominate, and the keyring, the policy and sequoia's signature cache are
+    //    shared safely; each thread reads through its own handle on the repository.
+    let (objects, mut reports) = verify_parallel(&verifier, source.as_ref(), inputs);
     // 3. Follow tag chains (rare) through the repository, sequentially.
     for ((_, bytes), report) in objects.iter().zip(reports.iter_mut()) {
         if let (Ok(bytes), Some(r)) = (bytes, report.as_mut())
@@ -166,66 +148,88 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
     Ok(worst)
 }
 
-/// `verifier.verify_bytes` over every readable object, on up to `available_parallelism` threads,
-/// results in input order.
+/// Read every input (in the worker threads, each with its own clone of `source`) and verify
+/// it with `verifier.verify_bytes`, on up to `available_parallelism` threads; the bytes read
+/// (or why not) and the reports, in input order.
 ///
 /// Two rounds of jobs taken from a shared counter (dynamic, so cheap SHA-1 refusals and RSA-4096
-/// verifications balance across the threads): the threads first parse every object; then they
-/// run the self-signature checks of the certificates the tags need (see
+/// verifications balance across the threads): the threads first read and parse every object;
+/// then they run the self-signature checks of the certificates the tags need (see
 /// `Verifier::self_signature_checks`: one job per certificate component, so the threads split
 /// them instead of both checking the same certificate when they first validate a signature
 /// with it), wait for each other, and verify the tags, one job each.
 fn verify_parallel(
     verifier: &Verifier<'_>,
-    objects: &[(String, Result<Vec<u8>, String>)],
-) -> Vec<Option<TagReport>> {
+    source: Option<&TagSource>,
+    inputs: Vec<(String, Input)>,
+) -> (
+    Vec<(String, Result<Vec<u8>, String>)>,
+    Vec<Option<TagReport>>,
+) {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .clamp(1, 16)
-        .min(objects.len().max(1));
-    let parsed = par_jobs(threads, objects.len(), |i| {
-        objects
-            .get(i)
-            .and_then(|(_, b)| b.as_ref().ok())
-            .map(|b| TagObject::parse(b))
+        .min(inputs.len().max(1));
+    let sources: Vec<Option<TagSource>> = (0..threads).map(|_| source.cloned()).collect();
+    let loaded = par_jobs(sources, &[], inputs.len(), |src, i| {
+        let (_, input) = inputs.get(i)?;
+        let bytes = match input {
+            Input::File(path) => {
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            }
+            Input::Ref(spec) => match src {
+                Some(src) => src
+                    .resolve(spec)
+                    .and_then(|(oid, _)| src.read_tag(oid))
+                    .map_err(|e| e.to_string()),
+                None => Err("no repository".to_owned()),
+            },
+        };
+        let parsed = bytes.as_ref().ok().map(|b| TagObject::parse(b));
+        Some((bytes, parsed))
     });
+    let (objects, parsed): (Vec<_>, Vec<_>) = inputs
+        .into_iter()
+        .zip(loaded)
+        .map(|((label, _), loaded)| {
+            let (bytes, parsed) = loaded.unwrap_or_else(|| (Err("not read".to_owned()), None));
+            ((label, bytes), parsed)
+        })
+        .unzip();
     let checks = if threads > 1 {
         verifier.self_signature_checks(parsed.iter().filter_map(|p| p.as_ref()?.as_ref().ok()))
     } else {
         Vec::new()
     };
-    // Every thread waits here once, before its first tag, until all the checks are done: a
-    // tag validated while another thread is still checking that certificate would check the
-    // same self-signatures again (sequoia does not lock a signature while verifying it).
-    let checked = Barrier::new(threads);
-    par_jobs_with_prelude(threads, &checks, &checked, objects.len(), |i| {
+    let reports = par_jobs(vec![(); threads], &checks, objects.len(), |(), i| {
         let (_, bytes) = objects.get(i)?;
         let bytes = bytes.as_ref().ok()?;
         let tag = parsed.get(i)?.as_ref()?;
         Some(verifier.verify_parsed(bytes, tag.as_ref()))
-    })
+    });
+    (objects, reports)
 }
 
-/// `f(i)` for every `i` in `0..n`, on `threads` threads taking jobs from a shared counter;
-/// results in order.
-fn par_jobs<T: Send>(threads: usize, n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    par_jobs_with_prelude(threads, &[], &Barrier::new(threads), n, f)
-}
-
-/// Like `par_jobs`, but the threads first run every one of `prelude` (split between them), then
-/// wait at `barrier` (made for `threads`), then take the `n` jobs.
-fn par_jobs_with_prelude<T: Send>(
-    threads: usize,
+/// `f(state, i)` for every `i` in `0..n`, on one thread per element of `states` (each thread
+/// owns one), the threads taking jobs from a shared counter; results in order.
+///
+/// The threads first run every one of `prelude` (split between them), then wait for each other,
+/// then take the `n` jobs: a tag validated while another thread is still checking that
+/// certificate would check the same self-signatures again (sequoia does not lock a signature
+/// while verifying it).
+fn par_jobs<S: Send, T: Send>(
+    states: Vec<S>,
     prelude: &[SelfSignatureCheck<'_>],
-    barrier: &Barrier,
     n: usize,
-    f: impl Fn(usize) -> T + Sync,
+    f: impl Fn(&mut S, usize) -> T + Sync,
 ) -> Vec<T> {
+    let barrier = Barrier::new(states.len());
     let next = AtomicUsize::new(0);
-    let (next, f) = (&next, &f);
+    let (next, f, barrier) = (&next, &f, &barrier);
     let mut all: Vec<(usize, T)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
+        let handles: Vec<_> = states
+            .into_iter()
+            .map(|mut state| {
                 scope.spawn(move || {
                     let mut done = Vec::new();
                     loop {
@@ -242,7 +246,7 @@ fn par_jobs_with_prelude<T: Send>(
                         if i >= n {
                             break;
                         }
-                        done.push((i, f(i)));
+                        done.push((i, f(&mut state, i)));
                     }
                     done
                 })

@@ -77,11 +77,22 @@ pub enum RepoError {
 }
 
 /// A repository to read tags from, optionally with extra object directories searched first.
+///
+/// A `TagSource` is `Send` but not `Sync` (gix keeps per-handle caches): to read from several
+/// threads, give each its own [`Clone`], which shares the repository's object store and
+/// reference files.
+#[derive(Clone)]
 pub struct TagSource {
     repo: gix::Repository,
     /// Searched before the repository's own store (a quarantine and its alternates).
     extra: Vec<gix::odb::Handle>,
 }
+
+// Reading tags on several threads moves a clone of the source to each.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<TagSource>();
+};
 
 impl std::fmt::Debug for TagSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

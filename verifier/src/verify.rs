@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use gix::ObjectId;
 use sequoia_openpgp as openpgp;
 
+use openpgp::cert::amalgamation::ValidateAmalgamation;
 use openpgp::packet::Signature;
 use openpgp::policy::{HashAlgoSecurity, Policy, StandardPolicy};
 use openpgp::types::{RevocationStatus, SignatureType};
@@ -448,14 +449,14 @@ impl<'k> Verifier<'k> {
     /// Components: for every certificate named by a signature that will reach the public-key
     /// operation (binary type, a creation time, a hash the policy accepts), its primary key,
     /// user IDs and user attributes (they decide the certificate's liveness and primary user
-    /// ID) and its subkeys (validating a certificate under a policy validates every subkey
-    /// before looking for the issuing one).
+    /// ID) and the subkeys the signatures name (verification validates the issuing key only).
     pub fn self_signature_checks<'a>(
         &self,
         tags: impl IntoIterator<Item = &'a TagObject>,
     ) -> Vec<SelfSignatureCheck<'k>> {
         let keyring: &'k Keyring = self.keyring;
-        let mut certs: Vec<&'k Cert> = Vec::new();
+        // Each certificate a signature names, with the handles that named it.
+        let mut certs: Vec<(&'k Cert, Vec<KeyHandle>)> = Vec::new();
         for tag in tags {
             for p in tag.packets() {
                 let Ok(sig) = &p.signature else { continue };
@@ -470,19 +471,38 @@ impl<'k> Verifier<'k> {
                 }
                 for h in sig.get_issuers() {
                     for cert in keyring.lookup(&h) {
-                        if !certs.iter().any(|c| c.fingerprint() == cert.fingerprint()) {
-                            certs.push(cert);
+                        let at = match certs
+                            .iter()
+                            .position(|(c, _)| c.fingerprint() == cert.fingerprint())
+                        {
+                            Some(at) => at,
+                            None => {
+                                certs.push((cert, Vec::new()));
+                                certs.len() - 1
+                            }
+                        };
+                        if let Some((_, issuers)) = certs.get_mut(at)
+                            && !issuers.contains(&h)
+                        {
+                            issuers.push(h.clone());
                         }
                     }
                 }
             }
         }
         let mut checks = Vec::new();
-        for cert in certs {
+        for (cert, issuers) in certs {
             checks.push(bundle_check(cert.primary_key().bundle()));
             checks.extend(cert.userids().map(|ua| bundle_check(ua.bundle())));
             checks.extend(cert.user_attributes().map(|ua| bundle_check(ua.bundle())));
-            checks.extend(cert.keys().subkeys().map(|ka| bundle_check(ka.bundle())));
+            // Only the subkeys that signatures name: verification validates the issuing key
+            // alone (see `validate`).
+            checks.extend(
+                cert.keys()
+                    .subkeys()
+                    .filter(|ka| issuers.iter().any(|h| h.aliases(ka.key().key_handle())))
+                    .map(|ka| bundle_check(ka.bundle())),
+            );
         }
         checks
     }
@@ -812,27 +832,43 @@ impl<'k> Verifier<'k> {
         // 2020 binding but signed tags since 2012), the binding in force at the reference time.
         // Either way the expiry and capabilities it states are applied at the signature's
         // creation time below. This is what gpg does, and what keeps old tags verifiable.
-        let at_signing = cert
-            .with_policy(policy, created)
-            .ok()
-            .filter(|vc| vc.keys().key_handle(fpr.clone()).next().is_some());
-        let vc = match at_signing {
-            Some(vc) => vc,
-            None => cert.with_policy(policy, self.time).map_err(|e| {
-                (
-                    Status::UnboundKey,
-                    format!(
-                        "certificate {} has no valid self-signature: {e:#}",
-                        cert.fingerprint()
-                    ),
-                )
-            })?,
-        };
-        let Some(ka) = vc.keys().key_handle(fpr.clone()).next() else {
-            return Err((
+        //
+        // Only the issuing key is validated (`with_policy` on its amalgamation: the primary key
+        // and then this key's binding), not every key of the certificate as
+        // `ValidCert::keys()` would before filtering by handle: other subkeys' bindings say
+        // nothing about this signature, and each costs a public-key operation.
+        let unbound = || {
+            (
                 Status::UnboundKey,
                 format!("key {fpr} is not validly bound to its certificate"),
-            ));
+            )
+        };
+        let key = cert
+            .keys()
+            .key_handle(fpr.clone())
+            .next()
+            .ok_or_else(unbound)?;
+        let at_signing = cert.with_policy(policy, created).ok().and_then(|vc| {
+            key.clone()
+                .with_policy(policy, created)
+                .ok()
+                .map(|ka| (vc, ka))
+        });
+        let (vc, ka) = match at_signing {
+            Some(valid) => valid,
+            None => {
+                let vc = cert.with_policy(policy, self.time).map_err(|e| {
+                    (
+                        Status::UnboundKey,
+                        format!(
+                            "certificate {} has no valid self-signature: {e:#}",
+                            cert.fingerprint()
+                        ),
+                    )
+                })?;
+                let ka = key.with_policy(policy, self.time).map_err(|_| unbound())?;
+                (vc, ka)
+            }
         };
         if ka.key().creation_time() > created {
             return Err((

@@ -36,17 +36,20 @@ pub enum KeyringError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The file is larger than [`MAX_KEYRING_BYTES`].
-    #[error("keyring {path} is {size} bytes, more than the limit of {limit}")]
+    /// The file is larger than [`KeyringLimits::max_file_bytes`] ([`MAX_KEYRING_BYTES`] by
+    /// default).
+    #[error("keyring {path} is larger than the limit of {limit} bytes ({size} bytes seen)")]
     TooLarge {
         /// The path.
         path: PathBuf,
-        /// Its size.
+        /// Its size, or — for a file that grew while read, or a device — the bytes read before
+        /// giving up (one more than the limit).
         size: u64,
         /// The limit.
         limit: u64,
     },
-    /// More certificates than [`MAX_KEYRING_CERTS`] in total.
+    /// More distinct certificates than [`KeyringLimits::max_certs`] ([`MAX_KEYRING_CERTS`] by
+    /// default) in total; `origin` is the source that brought one too many.
     #[error("{origin}: more than {limit} certificates in the keyring")]
     TooManyCerts {
         /// Where the certificate over the limit came from.
@@ -54,7 +57,8 @@ pub enum KeyringError {
         /// The limit.
         limit: usize,
     },
-    /// A directory with more files than [`MAX_KEYRING_DIR_FILES`].
+    /// A directory with more files than [`KeyringLimits::max_dir_files`]
+    /// ([`MAX_KEYRING_DIR_FILES`] by default).
     #[error("keyring directory {path} has more than {limit} files")]
     TooManyFiles {
         /// The directory.
@@ -76,6 +80,33 @@ pub enum KeyringError {
         /// What went wrong (spawn error or gpg's stderr).
         reason: String,
     },
+}
+
+/// The size limits a [`Keyring`] enforces while loading.
+///
+/// [`Default`] gives the crate's limits ([`MAX_KEYRING_BYTES`], [`MAX_KEYRING_CERTS`],
+/// [`MAX_KEYRING_DIR_FILES`], where each value's reason is given); [`Keyring::with_limits`]
+/// takes others (smaller ones for a constrained caller, or for tests at the boundary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyringLimits {
+    /// Largest keyring file read, in bytes; a larger file is refused before it is read.
+    pub max_file_bytes: u64,
+    /// Most distinct certificates (by primary key) the keyring holds; copies of a certificate
+    /// it already holds are merged and do not count.
+    pub max_certs: usize,
+    /// Most regular, non-hidden files read from one keyring directory.
+    pub max_dir_files: usize,
+}
+
+impl Default for KeyringLimits {
+    fn default() -> KeyringLimits {
+        KeyringLimits {
+            max_file_bytes: MAX_KEYRING_BYTES,
+            max_certs: MAX_KEYRING_CERTS,
+            max_dir_files: MAX_KEYRING_DIR_FILES,
+        }
+    }
 }
 
 /// One distinct certificate (by primary fingerprint), possibly from several sources.
@@ -113,6 +144,7 @@ pub struct Keyring {
     by_fingerprint: HashMap<Fingerprint, Vec<usize>>,
     by_keyid: HashMap<KeyID, Vec<usize>>,
     warnings: Vec<String>,
+    limits: KeyringLimits,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -124,9 +156,22 @@ impl std::fmt::Debug for Keyring {
 }
 
 impl Keyring {
-    /// An empty keyring.
+    /// An empty keyring with the default [`KeyringLimits`].
     pub fn new() -> Keyring {
         Keyring::default()
+    }
+
+    /// An empty keyring that enforces `limits` instead of the defaults.
+    pub fn with_limits(limits: KeyringLimits) -> Keyring {
+        Keyring {
+            limits,
+            ..Keyring::default()
+        }
+    }
+
+    /// The limits this keyring enforces.
+    pub fn limits(&self) -> KeyringLimits {
+        self.limits
     }
 
     /// Number of distinct certificates (by primary key fingerprint).
@@ -187,10 +232,10 @@ impl Keyring {
                 self.index(i, keys);
                 continue;
             }
-            if self.entries.len() == MAX_KEYRING_CERTS {
+            if self.entries.len() >= self.limits.max_certs {
                 return Err(KeyringError::TooManyCerts {
                     origin: origin.to_owned(),
-                    limit: MAX_KEYRING_CERTS,
+                    limit: self.limits.max_certs,
                 });
             }
             let i = self.entries.len();
@@ -244,10 +289,10 @@ impl Keyring {
             }
             let p = entry.path();
             if std::fs::metadata(&p).map(|m| m.is_file()).unwrap_or(false) {
-                if files.len() == MAX_KEYRING_DIR_FILES {
+                if files.len() >= self.limits.max_dir_files {
                     return Err(KeyringError::TooManyFiles {
                         path: path.to_owned(),
-                        limit: MAX_KEYRING_DIR_FILES,
+                        limit: self.limits.max_dir_files,
                     });
                 }
                 files.push(p);
@@ -278,15 +323,29 @@ impl Keyring {
             path: path.to_owned(),
             source,
         };
-        let size = std::fs::metadata(path).map_err(io)?.len();
-        if size > MAX_KEYRING_BYTES {
-            return Err(KeyringError::TooLarge {
-                path: path.to_owned(),
-                size,
-                limit: MAX_KEYRING_BYTES,
-            });
+        let limit = self.limits.max_file_bytes;
+        let too_large = |size| KeyringError::TooLarge {
+            path: path.to_owned(),
+            size,
+            limit,
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        if size > limit {
+            return Err(too_large(size));
         }
-        let bytes = std::fs::read(path).map_err(io)?;
+        // Read at most one byte past the limit: the size above can be stale (a growing file)
+        // or meaningless (a device or FIFO reports 0).
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(&mut file, limit.saturating_add(1)),
+            &mut bytes,
+        )
+        .map_err(io)?;
+        let read = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        if read > limit {
+            return Err(too_large(read));
+        }
         self.add_bytes(&bytes, &path.display().to_string())
     }
 

@@ -58,7 +58,7 @@ pub mod repo;
 pub mod stack;
 pub mod verify;
 
-pub use keyring::Keyring;
+pub use keyring::{Keyring, KeyringLimits};
 pub use parse::TagObject;
 pub use principal::Principal;
 pub use repo::TagSource;

@@ -208,6 +208,15 @@ fn wait_outcome(w: &World, name: &str, id: &str, r: &str, want: &str) {
     );
 }
 
+/// The peer of node `name` with this repository, role and address, from its status.
+fn peer(w: &World, name: &str, id: &str, role: &str, address: &str) -> Option<serde_json::Value> {
+    status(w, name)["peers"]
+        .as_array()?
+        .iter()
+        .find(|p| p["repo"] == id && p["role"] == role && p["address"] == address)
+        .cloned()
+}
+
 /// The refs of the repository node `name` keeps for `id`.
 fn repo_of(w: &World, name: &str, id: &str) -> PathBuf {
     let (publisher, repo) = id.split_once('/').unwrap();
@@ -341,6 +350,45 @@ fn signed_tags_spread_by_policy_and_under_signed_ones_cost_only_the_tag() {
     wait_outcome(&w, "c", &id, "refs/tags/bad", "failed");
     assert_eq!(tags(&w, &c_repo), format!("refs/tags/v1 {v1}"));
 
+    // `gt node status` lists the transfer peers met: C fetched from B (B's address and the key
+    // B proved in HELLO), B served C; B's bytes out are what it served.
+    let (b_tcp, b_key) = (
+        status(&w, "b")["tcp"].as_str().unwrap().to_owned(),
+        key(&w, "b"),
+    );
+    let c_peer = wait_for(
+        "C to list B as a fetch peer",
+        || peer(&w, "c", &id, "fetch", &b_tcp),
+        || status(&w, "c").to_string(),
+    );
+    assert_eq!(c_peer["node_key"], b_key.as_str());
+    assert!(
+        c_peer["bytes_in"].as_u64().unwrap() > 256 * 1024,
+        "{c_peer}"
+    );
+    assert!(c_peer["bytes_out"].as_u64().unwrap() > 0 && c_peer["last_seen"].as_i64().unwrap() > 0);
+    let b_served = wait_for(
+        "B to list a serve peer",
+        || peer(&w, "b", &id, "serve", "127.0.0.1"),
+        || status(&w, "b").to_string(),
+    );
+    assert!(
+        b_served["bytes_out"].as_u64().unwrap() > 256 * 1024,
+        "{b_served}"
+    );
+    assert!(b_served["node_key"].is_null());
+    assert!(
+        followed(&w, "b", &id).unwrap()["bytes_out"]
+            .as_u64()
+            .unwrap()
+            > 256 * 1024
+    );
+    let human = gt_node(&w, &["status"], "c");
+    assert!(
+        human.contains(&format!("peer     fetch {b_tcp}  {id}  key {b_key}")),
+        "{human}"
+    );
+
     // (6) git clone gittorrent://… through the remote helper equals a direct clone for the
     // accepted tag: same ref value, same objects behind it, fsck clean; `bad` is not listed.
     let helper = PathBuf::from(env!("CARGO_BIN_EXE_git-remote-gittorrent"));
@@ -389,7 +437,13 @@ fn signed_tags_spread_by_policy_and_under_signed_ones_cost_only_the_tag() {
         || format!("{}\n{}", d.log(), status(&w, "d")),
     );
     wait_outcome(&w, "d", &id, "refs/tags/v1", "accept");
-    assert_eq!(followed(&w, "d", &id).unwrap()["propagated"], 0);
+    let fd = followed(&w, "d", &id).unwrap();
+    assert_eq!(fd["propagated"], 0);
+    // D asked (its requests are counted apart) and served nothing: its bytes out are zero.
+    assert!(fd["bytes_in"].as_u64().unwrap() > 256 * 1024, "{fd}");
+    assert!(fd["requests_out"].as_u64().unwrap() > 0, "{fd}");
+    assert_eq!(fd["bytes_out"], 0, "{fd}");
+    assert_eq!(status(&w, "d")["bytes_out"], 0);
     b.kill();
     c.kill();
     let mut e = node(&w, "e", &propagate, &boot);
@@ -700,5 +754,352 @@ fn stale_item_with_the_publisher_key_changes_nothing() {
         Some(seq)
     );
     fsck(&w, &f_repo);
+    assert!(f.running());
+}
+
+/// A bencode value: just enough of BEP 3's encoding to play a hostile DHT node (KRPC, BEP 5).
+#[derive(Debug, Clone)]
+enum Ben {
+    Int(i64),
+    Bytes(Vec<u8>),
+    List(Vec<Ben>),
+    Dict(std::collections::BTreeMap<Vec<u8>, Ben>),
+}
+
+impl Ben {
+    fn parse(b: &[u8], pos: &mut usize) -> Option<Ben> {
+        match *b.get(*pos)? {
+            b'i' => {
+                let end = *pos + b[*pos..].iter().position(|c| *c == b'e')?;
+                let n = std::str::from_utf8(&b[*pos + 1..end]).ok()?.parse().ok()?;
+                *pos = end + 1;
+                Some(Ben::Int(n))
+            }
+            b'l' | b'd' => {
+                let dict = b[*pos] == b'd';
+                *pos += 1;
+                let mut items = Vec::new();
+                while *b.get(*pos)? != b'e' {
+                    items.push(Ben::parse(b, pos)?);
+                }
+                *pos += 1;
+                if !dict {
+                    return Some(Ben::List(items));
+                }
+                let mut m = std::collections::BTreeMap::new();
+                let mut it = items.into_iter();
+                while let (Some(Ben::Bytes(k)), Some(v)) = (it.next(), it.next()) {
+                    m.insert(k, v);
+                }
+                Some(Ben::Dict(m))
+            }
+            _ => {
+                let colon = *pos + b[*pos..].iter().position(|c| *c == b':')?;
+                let len: usize = std::str::from_utf8(&b[*pos..colon]).ok()?.parse().ok()?;
+                let data = b.get(colon + 1..colon + 1 + len)?.to_vec();
+                *pos = colon + 1 + len;
+                Some(Ben::Bytes(data))
+            }
+        }
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Ben::Int(n) => out.extend(format!("i{n}e").bytes()),
+            Ben::Bytes(b) => {
+                out.extend(format!("{}:", b.len()).bytes());
+                out.extend(b);
+            }
+            Ben::List(l) => {
+                out.push(b'l');
+                l.iter().for_each(|x| x.encode(out));
+                out.push(b'e');
+            }
+            Ben::Dict(m) => {
+                out.push(b'd');
+                for (k, v) in m {
+                    Ben::Bytes(k.clone()).encode(out);
+                    v.encode(out);
+                }
+                out.push(b'e');
+            }
+        }
+    }
+    fn get(&self, k: &str) -> Option<&Ben> {
+        match self {
+            Ben::Dict(m) => m.get(k.as_bytes()),
+            _ => None,
+        }
+    }
+    fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Ben::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+fn dict(entries: Vec<(&str, Ben)>) -> Ben {
+    Ben::Dict(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v))
+            .collect(),
+    )
+}
+
+/// A BEP 44 item as a hostile node will hand it out: value, seq, the publisher key, a signature.
+struct HostileItem {
+    value: Vec<u8>,
+    seq: i64,
+    key: [u8; 32],
+    sig: Vec<u8>,
+}
+
+/// A hostile DHT node on 127.0.0.1: answers pings, `find_node` (with no nodes), `get_peers` (no
+/// peers) and every BEP 44 `get` with the next of `items` in turn. Returns its address and the
+/// count of `get` queries answered.
+fn hostile_dht(
+    items: Vec<HostileItem>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap().to_string();
+    let gets = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = gets.clone();
+    std::thread::spawn(move || {
+        let id = Ben::Bytes(vec![0x5a; 20]);
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let Some(msg) = Ben::parse(&buf[..n], &mut 0) else {
+                continue;
+            };
+            let (Some(t), Some(q)) = (msg.get("t"), msg.get("q").and_then(Ben::bytes)) else {
+                continue;
+            };
+            let r = match q {
+                b"find_node" => dict(vec![("id", id.clone()), ("nodes", Ben::Bytes(vec![]))]),
+                b"get_peers" => dict(vec![
+                    ("id", id.clone()),
+                    ("token", Ben::Bytes(b"tok".to_vec())),
+                ]),
+                b"get" => {
+                    let i = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let item = &items[i % items.len()];
+                    dict(vec![
+                        ("id", id.clone()),
+                        ("token", Ben::Bytes(b"tok".to_vec())),
+                        ("v", Ben::Bytes(item.value.clone())),
+                        ("k", Ben::Bytes(item.key.to_vec())),
+                        ("sig", Ben::Bytes(item.sig.clone())),
+                        ("seq", Ben::Int(item.seq)),
+                    ])
+                }
+                _ => dict(vec![("id", id.clone())]),
+            };
+            let mut out = Vec::new();
+            dict(vec![
+                ("t", t.clone()),
+                ("y", Ben::Bytes(b"r".to_vec())),
+                ("r", r),
+            ])
+            .encode(&mut out);
+            let _ = sock.send_to(&out, from);
+        }
+    });
+    (addr, gets)
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The publisher-signed item node `name` last acted on for `id` (from its state.json).
+fn acted_item(w: &World, name: &str, id: &str) -> (i64, Vec<u8>, Vec<u8>) {
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.path(name).join("state.json")).unwrap()).unwrap();
+    let item = &state["followed"][id]["item"];
+    (
+        item["seq"].as_i64().unwrap(),
+        unhex(item["value"].as_str().unwrap()),
+        unhex(item["signature"].as_str().unwrap()),
+    )
+}
+
+/// (4) and stale announcements, at the reading side: a follower whose only DHT contact is a
+/// hostile node. That node answers each BEP 44 `get` with, in turn, (a) a replay of the
+/// publisher's genuine, correctly signed *older* item (seq S0 < S, the seq the follower acted
+/// on) and (b) a forged newer item: seq S + 1 and a value adding `refs/tags/evil`, carrying
+/// the publisher's key and its signature of item S (so the ed25519 check over
+/// salt/seq/value fails). The follower logs "ignoring a stale DHT item … seq S0 is not newer
+/// than S" for (a) and "refused 1 DHT answer(s) … signature does not verify" for (b), its refs
+/// and `last_seq` do not move, and it keeps running.
+#[test]
+fn hostile_dht_answers_stale_and_forged_items_change_nothing() {
+    let w = World::new(&["ed25519"]);
+    let (_tn, boot) = testnet(&w, 4);
+    let (work, bare, head) = published(&w);
+    let v1 = w.signed_tag(&work, "v1", &head, &["ed25519"]);
+    w.git(
+        &work,
+        &["push", "-q", bare.to_str().unwrap(), "refs/tags/v1"],
+    );
+    let policy = propagate_policy();
+    let _a = node(&w, "a", &policy, &boot);
+    gt_node(
+        &w,
+        &["share", bare.to_str().unwrap(), "--name", "proj"],
+        "a",
+    );
+    let publisher = key(&w, "a");
+    let id = format!("{publisher}/proj");
+    let mut f = node(&w, "f", &policy, &boot);
+    gt_node(&w, &["follow", &id], "f");
+    let f_repo = repo_of(&w, "f", &id);
+    wait_for(
+        "v1 on F",
+        || tags(&w, &f_repo).contains(&v1).then_some(()),
+        || format!("{}\n{}", f.log(), status(&w, "f")),
+    );
+    let s0 = wait_for(
+        "F to record its item",
+        || {
+            let st: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(w.path("f").join("state.json")).ok()?)
+                    .ok()?;
+            st["followed"][&id]["item"]["seq"].as_i64()
+        },
+        || status(&w, "f").to_string(),
+    );
+    let (_, old_value, old_sig) = acted_item(&w, "f", &id);
+    // The publisher shares again (next seq, same refs); F acts on it.
+    gt_node(
+        &w,
+        &["share", bare.to_str().unwrap(), "--name", "proj"],
+        "a",
+    );
+    let s = wait_for(
+        "F to act on the newer item",
+        || {
+            followed(&w, "f", &id)?["last_seq"]
+                .as_i64()
+                .filter(|s| *s > s0)
+        },
+        || format!("{}\n{}", f.log(), status(&w, "f")),
+    );
+    let (s_check, _, sig) = acted_item(&w, "f", &id);
+    assert_eq!(s_check, s);
+    let refs_before = tags(&w, &f_repo);
+    f.kill();
+
+    let evil: gt_node::announce::RefMap = [
+        (
+            "refs/tags/v1".to_owned(),
+            gix::ObjectId::from_hex(head.as_bytes()).unwrap(),
+        ),
+        (
+            "refs/tags/evil".to_owned(),
+            gix::ObjectId::from_hex(head.as_bytes()).unwrap(),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let (hostile, gets) = hostile_dht(vec![
+        HostileItem {
+            value: old_value,
+            seq: s0,
+            key: unhex32(&publisher),
+            sig: old_sig,
+        },
+        HostileItem {
+            value: gt_node::announce::encode_item(&evil).unwrap().value,
+            seq: s + 1,
+            key: unhex32(&publisher),
+            sig,
+        },
+    ]);
+    // F comes back with the hostile node as its only bootstrap (replacing config.toml's list).
+    let mut f = node(&w, "f", &policy, &[hostile]);
+    let stale_line = format!("ignoring a stale DHT item for {id}: seq {s0} is not newer than {s}");
+    let forged_line =
+        format!("refused 1 DHT answer(s) for {id}: the BEP 44 signature does not verify");
+    wait_for(
+        "F to log the stale and the forged answer",
+        || (f.log().contains(&stale_line) && f.log().contains(&forged_line)).then_some(()),
+        || format!("{}\n{}", f.log(), status(&w, "f")),
+    );
+    assert!(gets.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert_eq!(tags(&w, &f_repo), refs_before);
+    assert!(!tags(&w, &f_repo).contains("refs/tags/evil"));
+    assert_eq!(
+        followed(&w, "f", &id).unwrap()["last_seq"].as_i64(),
+        Some(s)
+    );
+    fsck(&w, &f_repo);
+    assert!(f.running());
+}
+
+/// A remembered rejection is decided again when the policy changes: F's policy file first grants
+/// only branches, so the maintainer-signed v1 is rejected (and remembered: no new seq, nothing
+/// fetched again). The file is then replaced on disk by the shipped policy, which passes v1;
+/// at its next poll the running node notices the policy digest changed, logs that it decides
+/// the rejected ref again, and takes v1 (propagate), fsck clean, without a new item from the
+/// publisher.
+#[test]
+fn rejection_is_redecided_when_the_policy_changes() {
+    let w = World::new(&["ed25519"]);
+    let (_tn, boot) = testnet(&w, 4);
+    let (work, bare, head) = published(&w);
+    let v1 = w.signed_tag(&work, "v1", &head, &["ed25519"]);
+    w.git(
+        &work,
+        &["push", "-q", bare.to_str().unwrap(), "refs/tags/v1"],
+    );
+    let shipped = std::fs::read_to_string(propagate_policy()).unwrap();
+    let branches_only = shipped.replace("ref_kind == \"tag\"", "ref_kind == \"branch\"");
+    assert_ne!(branches_only, shipped);
+    let f_policy = w.path("f-policy.kn");
+    std::fs::write(&f_policy, &branches_only).unwrap();
+
+    let _a = node(&w, "a", &propagate_policy(), &boot);
+    gt_node(
+        &w,
+        &["share", bare.to_str().unwrap(), "--name", "proj"],
+        "a",
+    );
+    let id = format!("{}/proj", key(&w, "a"));
+    let mut f = node(&w, "f", &f_policy, &boot);
+    gt_node(&w, &["follow", &id], "f");
+    wait_outcome(&w, "f", &id, "refs/tags/v1", "reject");
+    let f_repo = repo_of(&w, "f", &id);
+    assert_eq!(tags(&w, &f_repo), "");
+    let seq = followed(&w, "f", &id).unwrap()["last_seq"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(followed(&w, "f", &id).unwrap()["rejected"], 1);
+    let line = format!("the policy changed since 1 ref(s) of {id} were rejected");
+    assert!(!f.log().contains(&line));
+
+    // The new policy replaces the old file (write, then rename over it).
+    let tmp = w.path("f-policy.kn.new");
+    std::fs::write(&tmp, &shipped).unwrap();
+    std::fs::rename(&tmp, &f_policy).unwrap();
+    wait_for(
+        "v1 on F after the policy change",
+        || tags(&w, &f_repo).contains(&v1).then_some(()),
+        || format!("{}\n{}", f.log(), status(&w, "f")),
+    );
+    assert_eq!(tags(&w, &f_repo), format!("refs/tags/v1 {v1}"));
+    fsck(&w, &f_repo);
+    wait_outcome(&w, "f", &id, "refs/tags/v1", "propagate");
+    assert!(f.log().contains(&line), "{}", f.log());
+    let fs = followed(&w, "f", &id).unwrap();
+    assert_eq!(
+        (fs["rejected"].as_u64(), fs["propagated"].as_u64()),
+        (Some(0), Some(1))
+    );
+    // The publisher put nothing new: the same item was decided again.
+    assert_eq!(fs["last_seq"].as_i64(), Some(seq));
     assert!(f.running());
 }

@@ -16,6 +16,8 @@ use mainline::async_dht::AsyncDht;
 use mainline::errors::{ConcurrencyError, PutMutableError};
 use mainline::{Dht, Id, MutableItem, SigningKey};
 
+use tracing::warn;
+
 use crate::announce::{self, AnnounceError};
 
 /// Upper bound on any one DHT operation made through this wrapper (a lookup or a put walks the
@@ -233,40 +235,86 @@ impl DhtNode {
     }
 
     /// The most recent item for `repo` of `publisher` (signature and target already verified by
-    /// mainline), or `None` if no node has one.
+    /// mainline), or `None` if no node has one. Answers that failed mainline's check are logged
+    /// (see [`DhtNode::get_item_newer_than`]).
     pub async fn get_item(
         &self,
         publisher: &[u8; 32],
         repo: &str,
     ) -> Result<Option<MutableItem>, DhtError> {
-        let salt = announce::salt(repo)?;
-        bounded(
-            "get item",
-            self.dht.get_mutable_most_recent(publisher, Some(&salt)),
-        )
-        .await
+        self.lookup(publisher, repo, None).await
     }
 
     /// The first item found with seq greater than `seq` (a cheaper "anything new?" poll), or
     /// `None`.
+    ///
+    /// Hostile answers never get through, and each is named in the log: an item whose seq is
+    /// not greater than `seq` (a stale or replayed announcement; honest nodes answer "no more
+    /// recent value" instead) is dropped with "ignoring a stale DHT item"; an answer whose BEP 44
+    /// signature does not verify for `publisher`'s key and this repository's salt (an altered
+    /// value, another key's signature, another salt) is dropped by mainline's reader-side check
+    /// (`MutableItem::from_dht_message`), which counts it, and is logged here as "refused N DHT
+    /// answers".
     pub async fn get_item_newer_than(
         &self,
         publisher: &[u8; 32],
         repo: &str,
         seq: i64,
     ) -> Result<Option<MutableItem>, DhtError> {
+        self.lookup(publisher, repo, Some(seq)).await
+    }
+
+    async fn lookup(
+        &self,
+        publisher: &[u8; 32],
+        repo: &str,
+        newer_than: Option<i64>,
+    ) -> Result<Option<MutableItem>, DhtError> {
         let salt = announce::salt(repo)?;
-        let mut stream = self.dht.get_mutable(publisher, Some(&salt), Some(seq));
-        // Nodes may answer with anything; keep only what really is newer.
+        let id = format!("{}/{repo}", hex::encode(publisher));
+        let query = self
+            .dht
+            .get_mutable_detailed(publisher, Some(&salt), newer_than);
+        let mut items = query.items;
         let fut = async {
-            while let Some(item) = stream.next().await {
-                if item.seq() > seq {
-                    return Some(item);
+            let mut best: Option<MutableItem> = None;
+            while let Some(item) = items.next().await {
+                match newer_than {
+                    // Nodes may answer with anything; keep only what really is newer.
+                    Some(last) if item.seq() <= last => {
+                        warn!(
+                            repo = %id, seq = item.seq(), last_seq = last,
+                            "ignoring a stale DHT item for {id}: seq {} is not newer than {last}, the last one acted on; refs unchanged",
+                            item.seq()
+                        );
+                    }
+                    // The first newer item is enough for a poll.
+                    Some(_) => return (Some(item), false),
+                    None => {
+                        if best.as_ref().is_none_or(|b| item.seq() > b.seq()) {
+                            best = Some(item);
+                        }
+                    }
                 }
             }
-            None
+            (best, true)
         };
-        bounded("get newer item", fut).await
+        let (item, finished) = bounded("get item", fut).await?;
+        if finished {
+            // The lookup is over, so its counters are final. mainline's receiver panics if the
+            // query was dropped: run it as a task so that cannot reach the caller.
+            let outcome = tokio::spawn(query.outcome.recv());
+            if let Ok(Ok(o)) = tokio::time::timeout(OPERATION_TIMEOUT, outcome).await
+                && o.invalid_values > 0
+            {
+                warn!(
+                    repo = %id, refused = o.invalid_values,
+                    "refused {} DHT answer(s) for {id}: the BEP 44 signature does not verify for the publisher's key and this repository's salt (forged or altered item); nothing taken from them",
+                    o.invalid_values
+                );
+            }
+        }
+        Ok(item)
     }
 
     /// Announce (BEP 5) that this node serves `repo` of `publisher` on TCP `port`.

@@ -69,4 +69,12 @@ pub trait Gate: Send + Sync {
     /// `ctx.new` names down the tag-of-tag chain, outermost first; empty when `ctx.new` is a
     /// commit.
     fn decide(&self, ctx: &RefUpdateCtx, tag_objects: &[Vec<u8>]) -> GateDecision;
+
+    /// Identifies the rules in force (e.g. a digest of the policy files and keyrings). A node
+    /// remembers rejected (ref, object) pairs so it does not fetch them again; when this value
+    /// differs from the one they were rejected under, it decides them again. `None` (the
+    /// default): the rules never change, rejections stay final.
+    fn fingerprint(&self) -> Option<String> {
+        None
+    }
 }

@@ -31,7 +31,7 @@ use crate::announce::{self, ItemContent, RefMap};
 use crate::dht::{DhtConfig, DhtError, DhtNode};
 use crate::gate::{Gate, RefUpdateCtx, Verdict};
 use crate::store::{PackLimits, Repo, StoreError};
-use crate::transfer::{self, Served, Server, TrafficLog, TransferError};
+use crate::transfer::{self, Role, Served, Server, TrafficLog, TransferError};
 
 /// Shortest allowed poll interval: each poll is a DHT lookup; polling faster than this only
 /// loads the network.
@@ -138,6 +138,10 @@ pub struct FollowedRepo {
     /// node re-puts it so the item outlives the publisher's absence.
     #[serde(default)]
     pub item: Option<SignedItem>,
+    /// The gate's [`Gate::fingerprint`] the entries of `rejected` were decided under; when the
+    /// gate's current one differs (the policy changed), they are decided again.
+    #[serde(default)]
+    pub rejected_under: Option<String>,
 }
 
 /// A BEP 44 item as the publisher signed it.
@@ -630,6 +634,7 @@ impl Node {
                 propagated: BTreeMap::new(),
                 rejected: BTreeMap::new(),
                 item: None,
+                rejected_under: None,
             });
         })
     }
@@ -649,9 +654,15 @@ impl Node {
             .get(&id)
             .cloned()
             .ok_or_else(|| NodeError::Invalid(format!("{id} is not followed")))?;
+        // Rejections remembered under other rules than the gate's current ones are decided
+        // again: the current item is read even if its seq was already acted on.
+        let fingerprint = self.gate.fingerprint();
+        let redecide = !followed.rejected.is_empty()
+            && fingerprint.is_some()
+            && followed.rejected_under != fingerprint;
         let item = match followed.last_seq {
-            Some(seq) => self.dht.get_item_newer_than(publisher, name, seq).await?,
-            None => self.dht.get_item(publisher, name).await?,
+            Some(seq) if !redecide => self.dht.get_item_newer_than(publisher, name, seq).await?,
+            _ => self.dht.get_item(publisher, name).await?,
         };
         let Some(item) = item else {
             // Nothing acted on yet and nothing found: the key is unknown to the DHT or its owner
@@ -665,7 +676,13 @@ impl Node {
             }
             return Ok(Vec::new());
         };
-        if !announce::is_newer(followed.last_seq, item.seq()) {
+        let same_item_again = redecide && followed.last_seq == Some(item.seq());
+        if !announce::is_newer(followed.last_seq, item.seq()) && !same_item_again {
+            if let Some(last) = followed.last_seq
+                && item.seq() < last
+            {
+                warn!(repo = %id, seq = item.seq(), last_seq = last, "ignoring a stale DHT item for {id}: seq {} is not newer than {last}, the last one acted on; refs unchanged", item.seq());
+            }
             return Ok(Vec::new());
         }
         let content = announce::decode_item(item.value())?;
@@ -689,6 +706,15 @@ impl Node {
         let mut all_done = true;
         let mut cached = None;
         let mut f = followed.clone();
+        if redecide {
+            info!(
+                repo = %id, refs = f.rejected.len(),
+                "the policy changed since {} ref(s) of {id} were rejected: deciding them again",
+                f.rejected.len()
+            );
+            f.rejected.clear();
+        }
+        let mut undecided = Vec::new();
         for (ref_name, new) in &refs {
             let old = local.get(ref_name).copied();
             let report = |outcome: &str, detail: String| RefReport {
@@ -720,6 +746,7 @@ impl Node {
                 .await
             {
                 Ok(out) if out.stale => {
+                    warn!(repo = %id, r#ref = %ref_name, new = %new, "ignoring a stale announcement of {ref_name} in {id}: {}; ref unchanged", out.decision.explanation);
                     reports.push(report("stale", out.decision.explanation));
                 }
                 Ok(out) => {
@@ -749,6 +776,7 @@ impl Node {
                 Err(e) => {
                     warn!(repo = %id, r#ref = %ref_name, error = %e, "ref update failed");
                     all_done = false;
+                    undecided.push(ref_name.clone());
                     reports.push(report("failed", e.to_string()));
                 }
             }
@@ -757,6 +785,17 @@ impl Node {
         let current = repo.refs()?;
         f.propagated
             .retain(|r, oid| current.get(r).map(|o| o.to_string()).as_ref() == Some(oid));
+        f.rejected_under = fingerprint;
+        if redecide && !all_done {
+            // Some re-decisions did not happen (no peer answered): keep their old rejections
+            // and the old rules' mark, so the next poll tries them again.
+            for r in undecided {
+                if let Some(oid) = followed.rejected.get(&r) {
+                    f.rejected.entry(r).or_insert_with(|| oid.clone());
+                }
+            }
+            f.rejected_under = followed.rejected_under.clone();
+        }
         if all_done {
             f.last_seq = Some(item.seq());
             f.item = Some(SignedItem {
@@ -790,9 +829,16 @@ impl Node {
         for peer in peers {
             let attempt = async {
                 let mut conn = transfer::connect(*peer, publisher, name, None).await?;
-                let bytes = conn.want_manifest(sha256).await?;
-                self.traffic
-                    .add(&transfer::repo_id(publisher, name), conn.traffic);
+                let result = conn.want_manifest(sha256).await;
+                self.traffic.record(
+                    &transfer::repo_id(publisher, name),
+                    Role::Fetch,
+                    *peer,
+                    Some(conn.server_key),
+                    conn.traffic,
+                    true,
+                );
+                let bytes = result?;
                 Ok::<_, NodeError>(announce::decode_manifest(&bytes, sha256, count)?)
             };
             match attempt.await {
@@ -831,7 +877,14 @@ impl Node {
                 },
                 Some(peer) => match transfer::connect(peer, publisher, name, None).await {
                     Ok(c) => {
-                        self.traffic.add(&id, c.traffic);
+                        self.traffic.record(
+                            &id,
+                            Role::Fetch,
+                            peer,
+                            Some(c.server_key),
+                            c.traffic,
+                            true,
+                        );
                         c
                     }
                     Err(e) => {
@@ -841,6 +894,11 @@ impl Node {
                 },
             };
             let peer = conn.peer();
+            let peer_key = Some(conn.server_key);
+            let count = |t| {
+                self.traffic
+                    .record(&id, Role::Fetch, peer, peer_key, t, false)
+            };
             let before = conn.traffic;
             let fetch =
                 transfer::fetch_ref(&mut conn, repo, self.gate.as_ref(), ctx.clone(), limits);
@@ -853,17 +911,17 @@ impl Node {
             };
             match result {
                 Ok(out) => {
-                    self.traffic.add(&id, out.traffic);
+                    count(out.traffic);
                     *cached = Some(conn);
                     return Ok(out);
                 }
                 // A ref that moved locally meanwhile is not a peer's fault: stop.
                 Err(TransferError::Store(e @ StoreError::RefConflict { .. })) => {
-                    self.traffic.add(&id, conn.traffic.since(before));
+                    count(conn.traffic.since(before));
                     return Err(e.into());
                 }
                 Err(e) => {
-                    self.traffic.add(&id, conn.traffic.since(before));
+                    count(conn.traffic.since(before));
                     warn!(%peer, error = %e, "peer failed; trying the next one");
                     last = e.into();
                 }
@@ -996,10 +1054,18 @@ impl Node {
             shared: state
                 .shared
                 .iter()
-                .map(|(n, s)| SharedStatus {
-                    name: n.clone(),
-                    path: s.path.clone(),
-                    seq: s.seq,
+                .map(|(n, s)| {
+                    let t = traffic
+                        .get(&transfer::repo_id(&self.public_key(), n))
+                        .copied()
+                        .unwrap_or_default();
+                    SharedStatus {
+                        name: n.clone(),
+                        path: s.path.clone(),
+                        seq: s.seq,
+                        bytes_in: t.served.bytes_in,
+                        bytes_out: t.served.bytes_out,
+                    }
                 })
                 .collect(),
             followed: state
@@ -1012,9 +1078,26 @@ impl Node {
                         last_seq: f.last_seq,
                         propagated: f.propagated.len(),
                         rejected: f.rejected.len(),
-                        bytes_in: t.bytes_in,
-                        bytes_out: t.bytes_out,
+                        bytes_in: t.fetched.bytes_in,
+                        bytes_out: t.served.bytes_out,
+                        requests_out: t.fetched.bytes_out,
+                        requests_in: t.served.bytes_in,
                     }
+                })
+                .collect(),
+            peers: self
+                .traffic
+                .peers()
+                .into_iter()
+                .map(|p| PeerStatus {
+                    repo: p.repo,
+                    role: p.role.as_str().to_owned(),
+                    address: p.address,
+                    node_key: p.node_key.map(hex::encode),
+                    bytes_in: p.traffic.bytes_in,
+                    bytes_out: p.traffic.bytes_out,
+                    connections: p.connections,
+                    last_seen: p.last_seen,
                 })
                 .collect(),
         }
@@ -1034,6 +1117,29 @@ pub struct Status {
     pub shared: Vec<SharedStatus>,
     /// Followed repositories.
     pub followed: Vec<FollowedStatus>,
+    /// Transfer peers this node talked to since start, per repository and role.
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One transfer peer in [`Status`] (see [`transfer::PeerTraffic`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// `<publisher hex>/<name>`.
+    pub repo: String,
+    /// `fetch` (this node asked) or `serve` (this node answered).
+    pub role: String,
+    /// `ip:port` of a serving node; only the IP of a fetching one.
+    pub address: String,
+    /// The key the peer proved in HELLO (serving nodes only), hex.
+    pub node_key: Option<String>,
+    /// Bytes received from it for this repository.
+    pub bytes_in: u64,
+    /// Bytes sent to it for this repository.
+    pub bytes_out: u64,
+    /// Connections.
+    pub connections: u64,
+    /// Last time bytes were counted, unix seconds.
+    pub last_seen: i64,
 }
 
 /// One shared repository in [`Status`].
@@ -1045,6 +1151,10 @@ pub struct SharedStatus {
     pub path: PathBuf,
     /// Last seq put.
     pub seq: Option<i64>,
+    /// Bytes of requests received from peers fetching it since start.
+    pub bytes_in: u64,
+    /// Bytes served to peers since start.
+    pub bytes_out: u64,
 }
 
 /// One followed repository in [`Status`].
@@ -1058,10 +1168,14 @@ pub struct FollowedStatus {
     pub propagated: usize,
     /// Refs rejected.
     pub rejected: usize,
-    /// Bytes received for it since start.
+    /// Bytes received for it since start, in answers to this node's fetches.
     pub bytes_in: u64,
-    /// Bytes sent for it since start.
+    /// Bytes served for it to other nodes since start (not this node's own requests).
     pub bytes_out: u64,
+    /// Bytes of this node's own requests for it (HELLO, WANT_OBJECT, WANT_PACK).
+    pub requests_out: u64,
+    /// Bytes of requests received from nodes fetching it from this one.
+    pub requests_in: u64,
 }
 
 /// Objects a follower may serve for its propagated refs: each ref value and the tags it points

@@ -104,7 +104,66 @@ pub fn explain(v: &policy::Verdict, keyring: &verifier::Keyring) -> String {
     out
 }
 
+/// Most files of one keyring directory read for [`PolicyGate::fingerprint`] (the verifier's
+/// own limit on keyring directories is of the same order; past it the digest covers the names
+/// and sizes only).
+pub const MAX_FINGERPRINT_FILES: usize = 4096;
+
+impl PolicyGate {
+    /// SHA-256 over the policy files and keyrings as they are on disk now: for each path its
+    /// name and content (a directory: each regular, non-hidden file in name order, as the
+    /// verifier reads it), or that it is missing. Editing, replacing or removing any of them
+    /// changes the digest, and the node then re-decides the refs it rejected.
+    pub fn digest(&self) -> String {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        let file = |h: &mut sha2::Sha256, p: &Path, read: bool| {
+            h.update(p.as_os_str().as_encoded_bytes());
+            h.update([0]);
+            match (read, std::fs::read(p)) {
+                (true, Ok(bytes)) => {
+                    h.update((bytes.len() as u64).to_be_bytes());
+                    h.update(&bytes);
+                }
+                (false, _) => {
+                    let len = std::fs::metadata(p).map_or(u64::MAX, |m| m.len());
+                    h.update(len.to_be_bytes());
+                }
+                (true, Err(e)) => h.update(format!("unreadable: {e}").as_bytes()),
+            }
+        };
+        for p in &self.policies {
+            file(&mut h, p, true);
+        }
+        for k in &self.keyrings {
+            if !k.is_dir() {
+                file(&mut h, k, true);
+                continue;
+            }
+            let mut files: Vec<PathBuf> = std::fs::read_dir(k)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                        .map(|e| e.path())
+                        .filter(|p| p.is_file())
+                        .collect()
+                })
+                .unwrap_or_default();
+            files.sort();
+            let read = files.len() <= MAX_FINGERPRINT_FILES;
+            for f in &files {
+                file(&mut h, f, read);
+            }
+        }
+        hex::encode(h.finalize())
+    }
+}
+
 impl Gate for PolicyGate {
+    fn fingerprint(&self) -> Option<String> {
+        Some(self.digest())
+    }
+
     fn decide(&self, ctx: &RefUpdateCtx, tag_objects: &[Vec<u8>]) -> GateDecision {
         let repo = format!("{}/{}", hex::encode(ctx.publisher), ctx.repo);
         match self.verdict(ctx, tag_objects) {
@@ -152,6 +211,29 @@ mod tests {
 
     fn root() -> PathBuf {
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    }
+
+    #[test]
+    fn the_fingerprint_follows_policy_and_keyring_files_on_disk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let policy = tmp.path().join("p.kn");
+        let keys = tmp.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        std::fs::write(&policy, "a").unwrap();
+        let gate = PolicyGate::new(vec![policy.clone()], vec![keys.clone()], None);
+        let first = gate.fingerprint().unwrap();
+        assert_eq!(gate.fingerprint().unwrap(), first);
+        std::fs::write(&policy, "b").unwrap();
+        let edited = gate.fingerprint().unwrap();
+        assert_ne!(edited, first);
+        // A hidden file is not read by the verifier, so it changes nothing; a key file does.
+        std::fs::write(keys.join(".hidden"), "x").unwrap();
+        assert_eq!(gate.fingerprint().unwrap(), edited);
+        std::fs::write(keys.join("k.asc"), "x").unwrap();
+        let with_key = gate.fingerprint().unwrap();
+        assert_ne!(with_key, edited);
+        std::fs::remove_file(&policy).unwrap();
+        assert_ne!(gate.fingerprint().unwrap(), with_key);
     }
 
     #[test]

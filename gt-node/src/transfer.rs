@@ -146,24 +146,152 @@ impl Traffic {
     }
 }
 
-/// Per-repository traffic counters, shared by a node's server and client.
-#[derive(Debug, Default)]
+/// Most transfer peers remembered by a [`TrafficLog`] (entries of (repository, role, address));
+/// beyond it the entry seen longest ago is dropped, so a node contacted by many peers keeps a
+/// bounded table.
+pub const MAX_PEERS_TRACKED: usize = 256;
+
+/// Which side of a transfer connection this node was on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// This node asked: a follower fetching from a serving node (`bytes_out` are its requests).
+    Fetch,
+    /// This node answered: serving a shared or propagated repository (`bytes_out` is data).
+    Serve,
+}
+
+impl Role {
+    /// `fetch` or `serve`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Fetch => "fetch",
+            Role::Serve => "serve",
+        }
+    }
+}
+
+/// Bytes moved for one repository, split by role: what this node fetched (answers in, requests
+/// out) and what it served (requests in, data out), so "bytes out" of a follower that serves
+/// nothing is zero however much it asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepoTraffic {
+    /// Connections where this node asked.
+    pub fetched: Traffic,
+    /// Connections where this node answered.
+    pub served: Traffic,
+}
+
+/// One transfer peer this node talked to about one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerTraffic {
+    /// `<publisher hex>/<name>`.
+    pub repo: String,
+    /// Which side this node was on.
+    pub role: Role,
+    /// The peer: `ip:port` of the serving node for [`Role::Fetch`]; only the IP for
+    /// [`Role::Serve`], because inbound connections come from ephemeral ports and carry no
+    /// identity (HELLO authenticates the server, not the client).
+    pub address: String,
+    /// The peer's node key when it proved one (servers do, in HELLO).
+    pub node_key: Option<[u8; 32]>,
+    /// Bytes moved with this peer for this repository.
+    pub traffic: Traffic,
+    /// Connections counted.
+    pub connections: u64,
+    /// When bytes were last counted, unix seconds (bookkeeping for display; never a decision
+    /// input).
+    pub last_seen: i64,
+}
+
+/// Per-repository and per-peer traffic counters, shared by a node's server and client.
+#[derive(Debug)]
 pub struct TrafficLog {
-    map: Mutex<HashMap<String, Traffic>>,
+    map: Mutex<HashMap<String, RepoTraffic>>,
+    peers: Mutex<HashMap<(String, Role, String), PeerTraffic>>,
+    clock: fn() -> i64,
+}
+
+impl Default for TrafficLog {
+    fn default() -> Self {
+        TrafficLog::with_clock(wall_clock)
+    }
+}
+
+/// The wall clock in unix seconds; only for [`PeerTraffic::last_seen`].
+fn wall_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl TrafficLog {
-    /// Add to the counters of `repo_id` (`<publisher hex>/<name>`).
-    pub fn add(&self, repo_id: &str, t: Traffic) {
+    /// A log stamping `last_seen` with `clock` (unix seconds); [`Default`] uses the wall clock.
+    pub fn with_clock(clock: fn() -> i64) -> Self {
+        TrafficLog {
+            map: Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::new()),
+            clock,
+        }
+    }
+
+    /// Count `t` for `repo_id` (`<publisher hex>/<name>`) in `role` with `peer`. `new_connection`
+    /// counts one more connection with that peer; `node_key` is the key the peer proved, if any.
+    pub fn record(
+        &self,
+        repo_id: &str,
+        role: Role,
+        peer: SocketAddr,
+        node_key: Option<[u8; 32]>,
+        t: Traffic,
+        new_connection: bool,
+    ) {
         if let Ok(mut m) = self.map.lock() {
             let e = m.entry(repo_id.to_owned()).or_default();
-            e.bytes_in += t.bytes_in;
-            e.bytes_out += t.bytes_out;
+            let side = match role {
+                Role::Fetch => &mut e.fetched,
+                Role::Serve => &mut e.served,
+            };
+            side.bytes_in += t.bytes_in;
+            side.bytes_out += t.bytes_out;
+        }
+        let address = match role {
+            Role::Fetch => peer.to_string(),
+            Role::Serve => peer.ip().to_string(),
+        };
+        let now = (self.clock)();
+        let Ok(mut peers) = self.peers.lock() else {
+            return;
+        };
+        let key = (repo_id.to_owned(), role, address);
+        if !peers.contains_key(&key) && peers.len() >= MAX_PEERS_TRACKED {
+            let oldest = peers
+                .iter()
+                .min_by_key(|(_, p)| p.last_seen)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                peers.remove(&k);
+            }
+        }
+        let e = peers.entry(key.clone()).or_insert_with(|| PeerTraffic {
+            repo: key.0.clone(),
+            role,
+            address: key.2.clone(),
+            node_key: None,
+            traffic: Traffic::default(),
+            connections: 0,
+            last_seen: now,
+        });
+        e.traffic.bytes_in += t.bytes_in;
+        e.traffic.bytes_out += t.bytes_out;
+        e.connections += u64::from(new_connection);
+        e.last_seen = now;
+        if node_key.is_some() {
+            e.node_key = node_key;
         }
     }
 
     /// The counters of one repository.
-    pub fn get(&self, repo_id: &str) -> Traffic {
+    pub fn get(&self, repo_id: &str) -> RepoTraffic {
         self.map
             .lock()
             .ok()
@@ -171,9 +299,20 @@ impl TrafficLog {
             .unwrap_or_default()
     }
 
-    /// All counters.
-    pub fn snapshot(&self) -> HashMap<String, Traffic> {
+    /// All per-repository counters.
+    pub fn snapshot(&self) -> HashMap<String, RepoTraffic> {
         self.map.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Every peer remembered, ordered by repository, role and address.
+    pub fn peers(&self) -> Vec<PeerTraffic> {
+        let mut v: Vec<PeerTraffic> = self
+            .peers
+            .lock()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| (&a.repo, a.role, &a.address).cmp(&(&b.repo, b.role, &b.address)));
+        v
     }
 }
 
@@ -332,7 +471,7 @@ impl Server {
         let result = self
             .serve_requests(&mut stream, peer, &served, &mut t)
             .await;
-        self.traffic.add(&id, t);
+        self.traffic.record(&id, Role::Serve, peer, None, t, true);
         result
     }
 
@@ -946,4 +1085,61 @@ pub async fn fetch_ref(
         traffic: delta(conn),
         stale: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixed_clock() -> i64 {
+        1_700_000_000
+    }
+
+    #[test]
+    fn traffic_is_split_by_role_and_the_peer_table_is_bounded() {
+        let log = TrafficLog::with_clock(fixed_clock);
+        let t = |i, o| Traffic {
+            bytes_in: i,
+            bytes_out: o,
+        };
+        let server: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let client: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        log.record("r", Role::Fetch, server, Some([1; 32]), t(100, 10), true);
+        log.record("r", Role::Fetch, server, None, t(5, 1), false);
+        log.record("r", Role::Serve, client, None, t(20, 300), true);
+        // Another ephemeral port of the same host is the same serve peer.
+        let client2: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        log.record("r", Role::Serve, client2, None, t(1, 2), true);
+        let r = log.get("r");
+        assert_eq!((r.fetched, r.served), (t(105, 11), t(21, 302)));
+        let peers = log.peers();
+        assert_eq!(peers.len(), 2, "{peers:?}");
+        assert_eq!(peers[0].role, Role::Fetch);
+        assert_eq!(peers[0].address, "127.0.0.1:7000");
+        assert_eq!(peers[0].node_key, Some([1; 32]));
+        assert_eq!(
+            (peers[0].connections, peers[0].last_seen),
+            (1, 1_700_000_000)
+        );
+        assert_eq!(
+            (peers[1].address.as_str(), peers[1].connections),
+            ("127.0.0.1", 2)
+        );
+
+        // At the bound, a new peer replaces one entry; the table never grows past it.
+        let log = TrafficLog::with_clock(fixed_clock);
+        for i in 0..MAX_PEERS_TRACKED {
+            let a = SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16));
+            log.record("r", Role::Fetch, a, None, t(1, 1), true);
+        }
+        assert_eq!(log.peers().len(), MAX_PEERS_TRACKED);
+        let a = SocketAddr::from(([127, 0, 0, 2], 1));
+        log.record("r", Role::Fetch, a, None, t(1, 1), true);
+        let peers = log.peers();
+        assert_eq!(peers.len(), MAX_PEERS_TRACKED);
+        assert!(peers.iter().any(|p| p.address == "127.0.0.2:1"));
+        // Per-repository totals keep every byte.
+        let n = MAX_PEERS_TRACKED as u64 + 1;
+        assert_eq!(log.get("r").fetched, t(n, n));
+    }
 }

@@ -139,10 +139,30 @@ async fn accepted_tag_is_transferred_and_fsck_clean() {
     drop(conn);
     // The server counted what it sent for this repository.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let served = server.traffic.get(&transfer::repo_id(&publisher(), "demo"));
+    let served = server
+        .traffic
+        .get(&transfer::repo_id(&publisher(), "demo"))
+        .served;
     assert!(
         served.bytes_out >= out.traffic.bytes_in,
         "{served:?} vs {out:?}"
+    );
+    // ... as answers, not as requests of its own; and it names the peer it served.
+    let repo = transfer::repo_id(&publisher(), "demo");
+    assert_eq!(server.traffic.get(&repo).fetched, Default::default());
+    let peers = server.traffic.peers();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(
+        (
+            peers[0].role,
+            peers[0].address.as_str(),
+            peers[0].connections
+        ),
+        (transfer::Role::Serve, "127.0.0.1", 1)
+    );
+    assert_eq!(
+        (peers[0].repo.as_str(), peers[0].traffic),
+        (repo.as_str(), served)
     );
 }
 

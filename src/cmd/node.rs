@@ -14,7 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use gt_node::node::{DataDir, MIN_POLL_INTERVAL, Node, RefReport, parse_repo_ref, write_atomic};
+use gt_node::node::{
+    DataDir, MIN_POLL_INTERVAL, Node, PeerStatus, RefReport, parse_repo_ref, write_atomic,
+};
 use gt_node::policy_gate::PolicyGate;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -151,7 +153,12 @@ struct StatusFile {
     policy: Vec<PathBuf>,
     shared: Vec<SharedOut>,
     followed: Vec<FollowedOut>,
+    /// Transfer peers met since start (per repository and role).
+    #[serde(default)]
+    peers: Vec<PeerStatus>,
+    /// Data received in answers to this node's fetches, all repositories.
     bytes_in: u64,
+    /// Data served to other nodes, all repositories (this node's own requests excluded).
     bytes_out: u64,
 }
 
@@ -160,6 +167,10 @@ struct SharedOut {
     name: String,
     path: PathBuf,
     seq: Option<i64>,
+    #[serde(default)]
+    bytes_in: u64,
+    #[serde(default)]
+    bytes_out: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -171,6 +182,10 @@ struct FollowedOut {
     rejected: usize,
     bytes_in: u64,
     bytes_out: u64,
+    #[serde(default)]
+    requests_out: u64,
+    #[serde(default)]
+    requests_in: u64,
     decisions: Vec<RefReport>,
 }
 
@@ -304,6 +319,8 @@ fn status(dir: &DataDir, json: bool) -> anyhow::Result<Code> {
                         name: n.clone(),
                         path: s.path.clone(),
                         seq: s.seq,
+                        bytes_in: 0,
+                        bytes_out: 0,
                     })
                     .collect(),
                 ..StatusFile::default()
@@ -329,16 +346,17 @@ fn status(dir: &DataDir, json: bool) -> anyhow::Result<Code> {
     );
     for sh in &s.shared {
         println!(
-            "shared   {}  {}  seq {:?}",
+            "shared   {}  {}  seq {:?}  bytes served {}",
             sh.name,
             sh.path.display(),
-            sh.seq
+            sh.seq,
+            sh.bytes_out
         );
     }
     for f in &s.followed {
         println!(
-            "followed {}  seq {:?}  bytes in {} out {}",
-            f.id, f.last_seq, f.bytes_in, f.bytes_out
+            "followed {}  seq {:?}  bytes in {} out {} (own requests {})",
+            f.id, f.last_seq, f.bytes_in, f.bytes_out, f.requests_out
         );
         for (r, oid) in &f.refs {
             println!("  {oid} {r}");
@@ -346,6 +364,19 @@ fn status(dir: &DataDir, json: bool) -> anyhow::Result<Code> {
         for d in &f.decisions {
             println!("  {:<9} {} {}  {}", d.outcome, d.name, d.new, d.detail);
         }
+    }
+    for p in &s.peers {
+        println!(
+            "peer     {} {}  {}  key {}  in {} out {}  connections {}  last seen {}",
+            p.role,
+            p.address,
+            p.repo,
+            p.node_key.as_deref().unwrap_or("-"),
+            p.bytes_in,
+            p.bytes_out,
+            p.connections,
+            p.last_seen
+        );
     }
     Ok(Code::Ok)
 }
@@ -597,9 +628,8 @@ impl Daemon {
 
     async fn status(&self) -> StatusFile {
         let st = self.node.status();
-        let state = self.node.state_snapshot();
         let mut followed = Vec::new();
-        let (mut bytes_in, mut bytes_out) = (0, 0);
+        let (mut bytes_in, mut bytes_out) = (0, st.shared.iter().map(|s| s.bytes_out).sum());
         for f in st.followed {
             bytes_in += f.bytes_in;
             bytes_out += f.bytes_out;
@@ -626,6 +656,8 @@ impl Daemon {
                 rejected: f.rejected,
                 bytes_in: f.bytes_in,
                 bytes_out: f.bytes_out,
+                requests_out: f.requests_out,
+                requests_in: f.requests_in,
             });
         }
         StatusFile {
@@ -637,16 +669,19 @@ impl Daemon {
             bootstrap: self.bootstrap.clone(),
             dht_routing_nodes: self.node.dht().routing_nodes().await,
             policy: self.policy.clone(),
-            shared: state
+            shared: st
                 .shared
                 .iter()
-                .map(|(n, s)| SharedOut {
-                    name: n.clone(),
-                    path: s.path.clone(),
-                    seq: s.seq,
+                .map(|sh| SharedOut {
+                    name: sh.name.clone(),
+                    path: sh.path.clone(),
+                    seq: sh.seq,
+                    bytes_in: sh.bytes_in,
+                    bytes_out: sh.bytes_out,
                 })
                 .collect(),
             followed,
+            peers: st.peers,
             bytes_in,
             bytes_out,
         }

@@ -1103,3 +1103,107 @@ fn rejection_is_redecided_when_the_policy_changes() {
     assert_eq!(fs["last_seq"].as_i64(), Some(seq));
     assert!(f.running());
 }
+
+/// A publisher's ref deletion reaches followers as an update to the zero id, decided by each
+/// follower's policy like any update (nothing is fetched; a deletion carries no signature, so
+/// only a Conditions-only grant naming `operation == "delete"` allows it). F's policy adds such
+/// a grant for this publisher (`announcer`): F deletes the tag and logs it. G runs the shipped
+/// policy (deleting a published tag is rejected): it keeps the tag, logs the REJECT with its
+/// reason, and remembers the refusal.
+#[test]
+fn publisher_deletions_are_decided_by_each_follower_policy() {
+    let w = World::new(&["ed25519"]);
+    let (_tn, boot) = testnet(&w, 4);
+    let (work, bare, head) = published(&w);
+    let v1 = w.signed_tag(&work, "v1", &head, &["ed25519"]);
+    let v2 = w.signed_tag(&work, "v2", &head, &["ed25519"]);
+    w.git(
+        &work,
+        &["push", "-q", bare.to_str().unwrap(), "refs/tags/*"],
+    );
+    let shipped = propagate_policy();
+    let _a = node(&w, "a", &shipped, &boot);
+    gt_node(
+        &w,
+        &["share", bare.to_str().unwrap(), "--name", "proj"],
+        "a",
+    );
+    let publisher = key(&w, "a");
+    let id = format!("{publisher}/proj");
+    let deletable = w.path("deletable.kn");
+    std::fs::write(
+        &deletable,
+        format!(
+            "{}\nKeyNote-Version: 2\nComment: the publisher may delete tags it announced.\n\
+             Authorizer: \"POLICY\"\n\
+             Conditions: app_domain == \"gittorrent\" && source == \"dht\" &&\n    \
+             announcer == \"{publisher}\" && ref_kind == \"tag\" && operation == \"delete\"\n    \
+             -> \"accept\";\n",
+            std::fs::read_to_string(&shipped).unwrap()
+        ),
+    )
+    .unwrap();
+    let mut f = node(&w, "f", &deletable, &boot);
+    let mut g = node(&w, "g", &shipped, &boot);
+    gt_node(&w, &["follow", &id], "f");
+    gt_node(&w, &["follow", &id], "g");
+    let both = format!("refs/tags/v1 {v1}\nrefs/tags/v2 {v2}");
+    let (f_repo, g_repo) = (repo_of(&w, "f", &id), repo_of(&w, "g", &id));
+    for (n, r) in [("f", &f_repo), ("g", &g_repo)] {
+        wait_for(
+            &format!("v1 and v2 on {n}"),
+            || (tags(&w, r) == both).then_some(()),
+            || status(&w, n).to_string(),
+        );
+    }
+
+    // The publisher deletes v2 and shares again.
+    w.git(&bare, &["update-ref", "-d", "refs/tags/v2"]);
+    gt_node(
+        &w,
+        &["share", bare.to_str().unwrap(), "--name", "proj"],
+        "a",
+    );
+    let zero = "0".repeat(40);
+    wait_for(
+        "F to delete v2",
+        || (tags(&w, &f_repo) == format!("refs/tags/v1 {v1}")).then_some(()),
+        || format!("{}\n{}", f.log(), status(&w, "f")),
+    );
+    wait_outcome(&w, "f", &id, "refs/tags/v2", "accept");
+    assert!(
+        f.log().contains(&format!(
+            "deleted refs/tags/v2 of {id}: the publisher no longer announces it"
+        )),
+        "{}",
+        f.log()
+    );
+    fsck(&w, &f_repo);
+    wait_outcome(&w, "g", &id, "refs/tags/v2", "reject");
+    let gs = followed(&w, "g", &id).unwrap();
+    let d = gs["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "refs/tags/v2")
+        .unwrap()
+        .clone();
+    assert_eq!(d["new"], zero.as_str());
+    assert!(
+        d["detail"].as_str().unwrap().contains("deletion of a tag")
+            || d["detail"]
+                .as_str()
+                .unwrap()
+                .contains("REJECT refs/tags/v2"),
+        "{d}"
+    );
+    assert_eq!(gs["rejected"], 1);
+    assert_eq!(tags(&w, &g_repo), both);
+    assert!(
+        g.log().contains("policy decision: REJECT refs/tags/v2"),
+        "{}",
+        g.log()
+    );
+    fsck(&w, &g_repo);
+    assert!(f.running() && g.running());
+}

@@ -385,7 +385,9 @@ pub struct RefReport {
     pub name: String,
     /// The announced value (hex).
     pub new: String,
-    /// `reject`, `accept`, `propagate`, `skipped` or `failed`.
+    /// `reject`, `accept`, `propagate`, `stale`, `skipped` or `failed`. A `new` of forty zeros
+    /// is a deletion (the publisher no longer announces the ref): `accept`/`propagate` mean the
+    /// local ref was deleted.
     pub outcome: String,
     /// Explanation or error.
     pub detail: String,
@@ -715,6 +717,8 @@ impl Node {
             f.rejected.clear();
         }
         let mut undecided = Vec::new();
+        let zero = ObjectId::null(gix::hash::Kind::Sha1);
+        let zero_hex = zero.to_string();
         for (ref_name, new) in &refs {
             let old = local.get(ref_name).copied();
             let report = |outcome: &str, detail: String| RefReport {
@@ -724,6 +728,10 @@ impl Node {
                 detail,
             };
             if old == Some(*new) {
+                // Announced again: a remembered refusal to delete it no longer applies.
+                if f.rejected.get(ref_name) == Some(&zero_hex) {
+                    f.rejected.remove(ref_name);
+                }
                 continue;
             }
             if f.rejected.get(ref_name) == Some(&new.to_string()) {
@@ -775,6 +783,62 @@ impl Node {
                 }
                 Err(e) => {
                     warn!(repo = %id, r#ref = %ref_name, error = %e, "ref update failed");
+                    all_done = false;
+                    undecided.push(ref_name.clone());
+                    reports.push(report("failed", e.to_string()));
+                }
+            }
+        }
+        // Refs the publisher no longer announces: a deletion (new = the zero id), decided by the
+        // gate like every update (the policy's `operation == "delete"`; a deletion carries no
+        // signature, so only a grant on conditions can allow it). Nothing is fetched.
+        for (ref_name, old) in &local {
+            if refs.contains_key(ref_name) {
+                continue;
+            }
+            let report = |outcome: &str, detail: String| RefReport {
+                name: ref_name.clone(),
+                new: zero_hex.clone(),
+                outcome: outcome.into(),
+                detail,
+            };
+            if f.rejected.get(ref_name) == Some(&zero_hex) {
+                reports.push(report("skipped", "deletion rejected before".into()));
+                continue;
+            }
+            let ctx = RefUpdateCtx {
+                repo: name.to_owned(),
+                publisher: *publisher,
+                served_by: [0; 32],
+                ref_name: ref_name.clone(),
+                old: Some(*old),
+                new: zero,
+                new_kind: Kind::Commit,
+                seq: item.seq(),
+                now,
+            };
+            let decision = self.gate.decide(&ctx, &[]);
+            if decision.verdict == Verdict::Reject {
+                f.rejected.insert(ref_name.clone(), zero_hex.clone());
+                reports.push(report("reject", decision.explanation));
+                continue;
+            }
+            let (repo2, r, o) = (repo.clone(), ref_name.clone(), *old);
+            let deleted = tokio::task::spawn_blocking(move || repo2.delete_ref(&r, o))
+                .await
+                .map_err(|e| NodeError::Invalid(format!("background task failed: {e}")))?;
+            match deleted {
+                Ok(()) => {
+                    info!(repo = %id, r#ref = %ref_name, old = %old, "deleted {ref_name} of {id}: the publisher no longer announces it and the policy allows the deletion");
+                    f.rejected.remove(ref_name);
+                    let outcome = match decision.verdict {
+                        Verdict::Propagate => "propagate",
+                        _ => "accept",
+                    };
+                    reports.push(report(outcome, decision.explanation));
+                }
+                Err(e) => {
+                    warn!(repo = %id, r#ref = %ref_name, error = %e, "ref deletion failed");
                     all_done = false;
                     undecided.push(ref_name.clone());
                     reports.push(report("failed", e.to_string()));

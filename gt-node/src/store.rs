@@ -648,6 +648,30 @@ impl Repo {
             })?;
         Ok(())
     }
+
+    /// Delete ref `name` if it currently is `expected_old` (compare-and-swap, like
+    /// [`Repo::update_ref`]); the objects stay (git's gc collects them once unreferenced).
+    pub fn delete_ref(&self, name: &str, expected_old: ObjectId) -> Result<(), StoreError> {
+        let repo = self.gix()?;
+        let full: gix::refs::FullName = name
+            .try_into()
+            .map_err(|_| StoreError::RefName(name.to_owned()))?;
+        let edit = RefEdit {
+            change: Change::Delete {
+                expected: PreviousValue::MustExistAndMatch(Target::Object(expected_old)),
+                log: RefLog::AndReference,
+            },
+            name: full,
+            deref: false,
+        };
+        repo.edit_references_as([edit], None)
+            .map_err(|e| StoreError::RefConflict {
+                name: name.to_owned(),
+                expected: expected_old.to_string(),
+                detail: format!("{e:?}"),
+            })?;
+        Ok(())
+    }
 }
 
 fn fsync(path: &Path) -> Result<(), StoreError> {

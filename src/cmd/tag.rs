@@ -4,6 +4,11 @@
 //! signature packet joins the existing ones in the single armored block (see the verifier's
 //! `stack` module). That makes a new tag object; the ref is moved to it only if it still
 //! points at the old one (compare-and-swap), so a concurrent co-signer's update is never lost.
+//!
+//! Exit status: 0 signed and moved; 2 usage or I/O error; [`EXIT_REF_MOVED`] (3) when another
+//! update moved or held the ref between reading the tag and moving it — the ref is untouched,
+//! the new object (with this signature) is left unreferenced and named in the message, and
+//! running `gt tag sign` again signs the tag as it now is.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,9 +24,14 @@ use openpgp::packet::signature::SignatureBuilder;
 use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
 use openpgp::types::SignatureType;
+use verifier::repo::RepoError;
 use verifier::{TagObject, TagSource};
 
 use crate::exit::Code;
+
+/// Exit status of `gt tag sign` when the ref was moved (or held) by a concurrent update: told
+/// apart from usage and I/O errors (2) so a script can re-read the tag and sign again.
+pub const EXIT_REF_MOVED: u8 = 3;
 
 /// `gt tag SUBCOMMAND`
 #[derive(Debug, clap::Args)]
@@ -35,6 +45,9 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum TagCommand {
     /// Add your signature to an existing tag (one-block layout) and move its ref.
+    ///
+    /// The ref is moved only if it still points at the tag that was signed. Exit status 3 means
+    /// someone else moved it meanwhile (a concurrent co-signer): nothing changed; run again.
     Sign(SignArgs),
 }
 
@@ -93,7 +106,20 @@ fn sign(args: SignArgs) -> anyhow::Result<Code> {
     };
     let new_bytes = verifier::stack::add_signature(&tag, &sig)?;
     let new = source.write_tag(&new_bytes)?;
-    source.move_ref(&name, old, new, "gt tag sign: add a signature")?;
+    match source.move_ref(&name, old, new, "gt tag sign: add a signature") {
+        Ok(()) => {}
+        Err(e @ (RepoError::RefMoved { .. } | RepoError::RefLocked { .. })) => {
+            // Lost a race with another update (e.g. a concurrent co-signer): say so, and where
+            // this signature is, rather than overwrite theirs or drop ours silently.
+            eprintln!(
+                "gt: {e}\n\
+                 gt: your signature was not added to {name}: it is in tag object {new}, which no \
+                 ref points at; run `gt tag sign` again to sign the tag as it is now"
+            );
+            return Ok(Code::Raw(EXIT_REF_MOVED));
+        }
+        Err(e) => return Err(e.into()),
+    }
     println!(
         "{name}: {old} -> {new} ({} signatures)",
         tag.packets().len() + 1

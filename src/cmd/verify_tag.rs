@@ -162,10 +162,7 @@ fn verify_parallel(
     verifier: &Verifier<'_>,
     source: Option<&TagSource>,
     inputs: Vec<(String, Input)>,
-) -> (
-    Vec<(String, Result<Vec<u8>, String>)>,
-    Vec<Option<TagReport>>,
-) {
+) -> (Vec<Object>, Vec<Option<TagReport>>) {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .clamp(1, 16)
@@ -260,6 +257,9 @@ fn par_jobs<S: Send, T: Send>(
     all.sort_by_key(|(i, _)| *i);
     all.into_iter().map(|(_, r)| r).collect()
 }
+
+/// An input's label and its bytes, or why they could not be read.
+type Object = (String, Result<Vec<u8>, String>);
 
 enum Input {
     File(PathBuf),

@@ -74,6 +74,27 @@ pub enum RepoError {
     /// Writing an object or moving a reference failed.
     #[error("cannot update the repository: {0}")]
     Write(String),
+    /// A compare-and-swap reference move found the reference no longer at the expected value:
+    /// someone else moved it since it was read. Nothing was changed.
+    #[error("{name} was moved by someone else: expected {expected}, found {actual}")]
+    RefMoved {
+        /// The full reference name.
+        name: String,
+        /// The value the caller read and expected.
+        expected: ObjectId,
+        /// The value found while holding the reference's lock (an object id, or `ref: <name>`).
+        actual: String,
+    },
+    /// The reference's lock file (`<ref>.lock`) stayed held by someone else for longer than
+    /// git's `core.filesRefLockTimeout` (100 ms by default): a concurrent update in progress, or
+    /// a stale lock left by a crashed process. Nothing was changed.
+    #[error("{name} is locked by another update ({reason})")]
+    RefLocked {
+        /// The full reference name.
+        name: String,
+        /// gix's messages, outermost first (they name the lock file).
+        reason: String,
+    },
 }
 
 /// A repository to read tags from, optionally with extra object directories searched first.
@@ -232,6 +253,10 @@ impl TagSource {
 
     /// Move the reference `name` (a full name) from `old` to `new`, failing if it does not
     /// currently point at `old` (compare-and-swap, so a concurrent update is never lost).
+    ///
+    /// Losing a race is told apart from other failures: [`RepoError::RefMoved`] when the
+    /// reference no longer points at `old`, [`RepoError::RefLocked`] when another update held its
+    /// lock throughout git's lock timeout.
     pub fn move_ref(
         &self,
         name: &str,
@@ -247,7 +272,33 @@ impl TagSource {
                 PreviousValue::MustExistAndMatch(gix::refs::Target::Object(old)),
                 message,
             )
-            .map_err(|e| RepoError::Write(format!("{name}: {e}")))?;
+            .map_err(|e| {
+                if let Some(moved) = e
+                    .downcast_any_ref::<gix::refs::file::transaction::prepare::ReferenceOutOfDate>()
+                {
+                    RepoError::RefMoved {
+                        name: name.to_owned(),
+                        expected: old,
+                        actual: moved.actual.to_string(),
+                    }
+                } else if e
+                    .downcast_any_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::AlreadyExists)
+                {
+                    RepoError::RefLocked {
+                        name: name.to_owned(),
+                        // The whole chain: the lock's own message names the lock file.
+                        reason: {
+                            let mut chain: Vec<String> =
+                                e.iter_errors().map(ToString::to_string).collect();
+                            chain.dedup();
+                            chain.join(": ")
+                        },
+                    }
+                } else {
+                    RepoError::Write(format!("{name}: {e}"))
+                }
+            })?;
         Ok(())
     }
 }

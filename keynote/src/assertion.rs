@@ -12,14 +12,14 @@
 //! Conditions are kept inside the assertion and reported only when a query reaches it, as the
 //! reference does (RFC 2704 5.3 evaluates only assertions on a delegation path).
 
-use crate::ast::{Conditions, Licensees, StrExpr};
+use crate::Map;
+use crate::ast::{Conditions, Licensees, StrExpr, Text};
 use crate::eval::{Scope, eval_str_plain};
 use crate::limits::MAX_ASSERTION_LEN;
 use crate::parser::{
     ExprError, parse_conditions, parse_licensees, parse_local_constants, parse_str_expr,
     parse_version,
 };
-use std::collections::HashMap;
 use std::ops::Range;
 use thiserror::Error;
 
@@ -201,7 +201,7 @@ pub enum Deferred<T> {
 pub struct Assertion {
     text: String,
     body: Range<usize>,
-    constants: HashMap<String, String>,
+    constants: Map<String, String>,
     authorizer: StrExpr,
     authorizer_error: Option<ExprError>,
     licensees: Deferred<Option<Licensees>>,
@@ -352,7 +352,7 @@ impl Assertion {
                 });
             }
         }
-        let mut constants = HashMap::new();
+        let mut constants = Map::default();
         if let Some((base, v)) = value(Field::LocalConstants) {
             let list =
                 parse_local_constants(v).map_err(|e| field_err(Field::LocalConstants, base, e))?;
@@ -375,7 +375,7 @@ impl Assertion {
         // adds the assertion and reports the error then, for every assertion).
         let (authorizer, authorizer_error) = match parse_str_expr(v) {
             Ok(e) => (e, None),
-            Err(e) => (StrExpr::Lit(String::new()), Some(shift(base, e))),
+            Err(e) => (StrExpr::Lit(Text::new("")), Some(shift(base, e))),
         };
         let licensees = match value(Field::Licensees) {
             None => Deferred::Missing,
@@ -392,7 +392,7 @@ impl Assertion {
             },
         };
         let signature = value(Field::Signature).map(|(base, v)| match parse_str_expr(v) {
-            Ok(StrExpr::Lit(s)) => Ok(s),
+            Ok(StrExpr::Lit(s)) => Ok(s.into_string()),
             Ok(_) => Err(ExprError {
                 kind: crate::parser::ExprErrorKind::Type("the signature must be a string literal"),
                 span: base..base + v.len(),
@@ -466,7 +466,7 @@ impl Assertion {
     }
 
     /// The Local-Constants of this assertion (RFC 2704 4.6.2).
-    pub fn local_constants(&self) -> &HashMap<String, String> {
+    pub fn local_constants(&self) -> &Map<String, String> {
         &self.constants
     }
 
@@ -476,7 +476,7 @@ impl Assertion {
         if let Some(e) = &self.authorizer_error {
             return Err(crate::EvalError::InvalidAuthorizer(e.clone()));
         }
-        let empty = HashMap::new();
+        let empty = Map::default();
         let scope = Scope::new(&self.constants, &empty);
         eval_str_plain(&self.authorizer, &scope)
     }

@@ -11,13 +11,18 @@
 
 use std::fmt;
 
+/// Text held by the AST (attribute names, string literals). Nearly all of them are short
+/// (`app_domain`, `"v2"`, `"refs/tags/"`): up to 24 bytes live inline, without a heap
+/// allocation, which halves the allocations of a typical clause (keynote/README.md, perf).
+pub type Text = compact_str::CompactString;
+
 /// A string-valued expression (RFC 2704 4.4, 4.6.5 `<StrEx>`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum StrExpr {
     /// A quoted literal, escapes already decoded.
-    Lit(String),
+    Lit(Text),
     /// An attribute reference by name.
-    Attr(String),
+    Attr(Text),
     /// `$` applied `times` (>= 1) times: the value names another attribute (4.4).
     Deref {
         /// How many `$` were written.
@@ -172,14 +177,14 @@ pub enum Licensees {
 /// Decode a quoted string token (with its quotes) as the reference lexer does: `\n \t \r \f`,
 /// `\ooo` octal, backslash-newline plus the following indentation removed (RFC 2704 4.2
 /// continuation), any other escaped character stands for itself.
-pub(crate) fn unescape(token: &str) -> String {
+pub(crate) fn unescape(token: &str) -> Text {
     let inner = token
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
         .unwrap_or(token);
     if !inner.contains('\\') {
         // Nothing to decode (nearly every string, and all long key strings).
-        return inner.to_owned();
+        return Text::new(inner);
     }
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars().peekable();
@@ -217,7 +222,7 @@ pub(crate) fn unescape(token: &str) -> String {
             Some(other) => out.push(other),
         }
     }
-    out
+    Text::from(out)
 }
 
 /// Quote a string so that [`unescape`] gives it back.

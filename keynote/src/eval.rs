@@ -13,11 +13,11 @@
 //!
 //! Nothing here recurses deeper than the bracket nesting that the parser bounds.
 
+use crate::Map;
 use crate::ast::{ArithOp, Clause, ClauseValue, CmpOp, NumExpr, StrExpr, Test};
 use crate::limits::{MAX_REGEX_CACHE, MAX_REGEX_SIZE, MAX_STRING_LEN};
 use regex::{Regex, RegexBuilder};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use thiserror::Error;
 
 /// Why a string expression could not be evaluated.
@@ -44,17 +44,14 @@ pub(crate) struct Specials<'a> {
 /// Where attribute names are looked up: regex captures and special attributes, then the
 /// assertion's Local-Constants (which override, RFC 2704 4.6.2), then the action attributes.
 pub(crate) struct Scope<'a> {
-    constants: &'a HashMap<String, String>,
-    action: &'a HashMap<String, String>,
+    constants: &'a Map<String, String>,
+    action: &'a Map<String, String>,
     specials: Specials<'a>,
     captures: Vec<String>,
 }
 
 impl<'a> Scope<'a> {
-    pub fn new(
-        constants: &'a HashMap<String, String>,
-        action: &'a HashMap<String, String>,
-    ) -> Self {
+    pub fn new(constants: &'a Map<String, String>, action: &'a Map<String, String>) -> Self {
         Scope {
             constants,
             action,
@@ -170,7 +167,7 @@ pub(crate) struct Evaluator<'a, 'c> {
 /// Compiled regular expressions, shared by all assertions of one query.
 #[derive(Default)]
 pub(crate) struct RegexCache {
-    map: HashMap<String, Option<Regex>>,
+    map: Map<String, Option<Regex>>,
 }
 
 impl RegexCache {

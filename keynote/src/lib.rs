@@ -29,6 +29,12 @@ pub use session::{
     AssertionId, AttributeError, Failure, FailureReason, QueryError, QueryResult, Session, Trust,
 };
 
+/// The hash map of attribute names, Local-Constants and interned principals. foldhash
+/// (hashbrown's own default) hashes the short names that every clause looks up several times
+/// faster than std's SipHash, and it is seeded per process, so names crafted by an
+/// assertion's author cannot be made to collide on purpose.
+pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Install pest's per-parse call limit ([`limits::PEST_CALL_LIMIT`]). The limit is global to
 /// the process, so only binaries call this (the `gt` binary does at start-up); libraries
 /// never change process-wide state.

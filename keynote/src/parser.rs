@@ -14,7 +14,7 @@
 
 use crate::ast::{
     ArithOp, Clause, ClauseValue, CmpOp, Conditions, FloatExpr, IntExpr, Licensees, NumExpr,
-    StrExpr, Test, unescape,
+    StrExpr, Test, Text, unescape,
 };
 use crate::limits::{MAX_ASSERTION_LEN, MAX_NESTING};
 use pest::Parser as _;
@@ -766,7 +766,11 @@ fn assignments(src: &str, top: Rule, item: Rule) -> Result<Vec<(String, String, 
         let (Some(n), Some(v)) = (it.next(), it.next()) else {
             return Err(ExprError::new(syntax("assignment"), span));
         };
-        out.push((n.as_str().to_owned(), unescape(v.as_str()), span));
+        out.push((
+            n.as_str().to_owned(),
+            unescape(v.as_str()).into_string(),
+            span,
+        ));
     }
     Ok(out)
 }
@@ -787,7 +791,7 @@ fn version_pest(src: &str) -> Result<String> {
     for p in top.into_inner() {
         match p.as_rule() {
             Rule::int => return Ok(p.as_str().to_owned()),
-            Rule::string => return Ok(unescape(p.as_str())),
+            Rule::string => return Ok(unescape(p.as_str()).into_string()),
             _ => {}
         }
     }
@@ -864,7 +868,7 @@ fn env_fast(src: &str) -> Option<EnvList> {
         i += 1;
         out.push((
             src.get(start..name_end)?.to_owned(),
-            unescape(src.get(value_start..i)?),
+            unescape(src.get(value_start..i)?).into_string(),
             start..i,
         ));
         i = skip(i);
@@ -1076,7 +1080,7 @@ impl Walk<'_, '_> {
             b's' => Ok(Val::Str(StrExpr::Lit(unescape(text)))),
             b't' => Ok(Val::Bool(Test::True)),
             b'f' => Ok(Val::Bool(Test::False)),
-            b'n' => Ok(Val::Str(StrExpr::Attr(text.to_owned()))),
+            b'n' => Ok(Val::Str(StrExpr::Attr(Text::new(text)))),
             _ => Err(self.error(syntax("operand"), at)),
         }
     }
@@ -1206,7 +1210,7 @@ fn str_unary(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<StrExpr> {
             if p.as_str() == "s" {
                 StrExpr::Lit(unescape(text))
             } else {
-                StrExpr::Attr(text.to_owned())
+                StrExpr::Attr(Text::new(text))
             }
         }
     };

@@ -19,6 +19,7 @@
 //! Each value only rises, at most `values - 1` times, so the work is bounded by
 //! `values x (total Licensees size)`.
 
+use crate::Map;
 use crate::assertion::{Assertion, Deferred, ParseError};
 use crate::ast::Licensees;
 use crate::crypto::{KeyError, Principal, Registry, SignatureError};
@@ -119,7 +120,7 @@ pub struct Session {
     registry: Arc<Registry>,
     entries: Vec<Entry>,
     authorizers: Vec<(String, Principal)>,
-    attributes: HashMap<String, String>,
+    attributes: Map<String, String>,
     values: Vec<String>,
     parallelism: usize,
 }
@@ -179,8 +180,8 @@ impl Lic {
 /// after decoding; opaque strings byte for byte).
 #[derive(Default)]
 struct Interner {
-    by_text: HashMap<String, usize>,
-    by_principal: HashMap<Principal, usize>,
+    by_text: Map<String, usize>,
+    by_principal: Map<Principal, usize>,
     list: Vec<Principal>,
 }
 
@@ -267,7 +268,7 @@ impl Session {
             registry,
             entries: Vec::new(),
             authorizers: Vec::new(),
-            attributes: HashMap::new(),
+            attributes: Map::default(),
             values: Vec::new(),
             parallelism: 1,
         }

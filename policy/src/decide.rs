@@ -881,11 +881,11 @@ fn failure_text(r: &keynote::FailureReason) -> String {
 /// attributes; `None` for `$` dereferences.
 fn resolve(e: &StrExpr, a: &Assertion, env: &BTreeMap<String, String>) -> Option<String> {
     match e {
-        StrExpr::Lit(s) => Some(s.clone()),
+        StrExpr::Lit(s) => Some(s.to_string()),
         StrExpr::Attr(n) => Some(
             a.local_constants()
-                .get(n)
-                .or_else(|| env.get(n))
+                .get(n.as_str())
+                .or_else(|| env.get(n.as_str()))
                 .cloned()
                 .unwrap_or_default(),
         ),

@@ -352,7 +352,7 @@ pub fn attributes_used(a: &Assertion) -> Vec<String> {
 fn str_attrs(e: &StrExpr, out: &mut Vec<String>) {
     match e {
         StrExpr::Lit(_) => {}
-        StrExpr::Attr(n) => out.push(n.clone()),
+        StrExpr::Attr(n) => out.push(n.to_string()),
         StrExpr::Deref { inner, .. } => str_attrs(inner, out),
         StrExpr::Concat(v) => v.iter().for_each(|x| str_attrs(x, out)),
     }

@@ -252,7 +252,7 @@ fn clause_values(clauses: &[Clause], out: &mut Vec<String>) {
     for c in clauses {
         match &c.value {
             ClauseValue::Max => {}
-            ClauseValue::Value(StrExpr::Lit(s)) => out.push(s.clone()),
+            ClauseValue::Value(StrExpr::Lit(s)) => out.push(s.to_string()),
             ClauseValue::Value(_) => {}
             ClauseValue::Block(b) => clause_values(b, out),
         }
@@ -261,8 +261,8 @@ fn clause_values(clauses: &[Clause], out: &mut Vec<String>) {
 
 fn lic_literals(l: &Licensees, a: &keynote::Assertion, out: &mut Vec<String>) {
     let lit = |e: &StrExpr| match e {
-        StrExpr::Lit(s) => Some(s.clone()),
-        StrExpr::Attr(n) => a.local_constants().get(n).cloned(),
+        StrExpr::Lit(s) => Some(s.to_string()),
+        StrExpr::Attr(n) => a.local_constants().get(n.as_str()).cloned(),
         _ => None,
     };
     match l {

@@ -149,7 +149,7 @@ mod tests {
         let lit = keynote::parser::parse_str_expr(&quote("^refs/tags/v[0-9]\\.")).unwrap();
         assert_eq!(
             lit,
-            keynote::ast::StrExpr::Lit("^refs/tags/v[0-9]\\.".to_owned())
+            keynote::ast::StrExpr::Lit("^refs/tags/v[0-9]\\.".into())
         );
     }
 

@@ -108,7 +108,7 @@ pub(super) fn print_param(
 /// `keynote keygen` (reference `keynote_get_private_key`).
 fn private_key_string(text: &str) -> Option<String> {
     match keynote::parser::parse_str_expr(text.trim()) {
-        Ok(StrExpr::Lit(s)) => Some(s),
+        Ok(StrExpr::Lit(s)) => Some(s.into_string()),
         _ => None,
     }
 }

@@ -1207,3 +1207,110 @@ fn publisher_deletions_are_decided_by_each_follower_policy() {
     fsck(&w, &g_repo);
     assert!(f.running() && g.running());
 }
+
+/// Branch updates over the DHT, decided with their history: F's policy accepts this
+/// publisher's branches when created or fast-forwarded (`fast_forward`, which needs the new
+/// commit's ancestry: the gate reads it from the received pack, still in quarantine, and F's
+/// repository). main is created on F, then fast-forwarded; a forced move to an unrelated commit
+/// is rejected (`fast_forward` false, the ref stays, the quarantine is emptied); a move back to
+/// an older commit is ignored as stale with a log line, at no cost.
+#[test]
+fn branch_updates_are_decided_with_their_history() {
+    let w = World::new(&["ed25519"]);
+    let (_tn, boot) = testnet(&w, 4);
+    let (work, bare, c1) = published(&w);
+    let push = |force: bool| {
+        let mut args = vec!["push", "-q"];
+        if force {
+            args.push("--force");
+        }
+        args.extend([bare.to_str().unwrap(), "HEAD:refs/heads/main"]);
+        w.git(&work, &args);
+    };
+    push(false);
+    let _a = node(&w, "a", &propagate_policy(), &boot);
+    let share = || {
+        gt_node(
+            &w,
+            &["share", bare.to_str().unwrap(), "--name", "proj"],
+            "a",
+        )
+    };
+    share();
+    let publisher = key(&w, "a");
+    let id = format!("{publisher}/proj");
+    let policy = w.path("branches.kn");
+    std::fs::write(
+        &policy,
+        format!(
+            "KeyNote-Version: 2\nComment: this publisher's branches, created or fast-forwarded.\n\
+             Authorizer: \"POLICY\"\n\
+             Conditions: app_domain == \"gittorrent\" && source == \"dht\" &&\n    \
+             announcer == \"{publisher}\" && ref_kind == \"branch\" &&\n    \
+             (operation == \"create\" || fast_forward == \"true\") -> \"accept\";\n"
+        ),
+    )
+    .unwrap();
+    let mut f = node(&w, "f", &policy, &boot);
+    gt_node(&w, &["follow", &id], "f");
+    let f_repo = repo_of(&w, "f", &id);
+    let main = || {
+        let out = w.git_output(&f_repo, &["rev-parse", "-q", "--verify", "refs/heads/main"]);
+        stdout(&out).trim().to_owned()
+    };
+    wait_for(
+        "main created on F",
+        || (main() == c1).then_some(()),
+        || format!("{}\n{}", f.log(), status(&w, "f")),
+    );
+    fsck(&w, &f_repo);
+
+    // A fast-forward is accepted.
+    std::fs::write(work.join("next.txt"), "next\n").unwrap();
+    w.git(&work, &["add", "."]);
+    w.git(&work, &["commit", "-q", "-m", "next"]);
+    let c2 = w.git(&work, &["rev-parse", "HEAD"]);
+    push(false);
+    share();
+    wait_for(
+        "main fast-forwarded on F",
+        || (main() == c2).then_some(()),
+        || format!("{}\n{}", f.log(), status(&w, "f")),
+    );
+    wait_outcome(&w, "f", &id, "refs/heads/main", "accept");
+    fsck(&w, &f_repo);
+
+    // A forced move to a commit that does not descend from c2 is rejected.
+    w.git(&work, &["reset", "-q", "--hard", &c1]);
+    std::fs::write(work.join("other.txt"), "other\n").unwrap();
+    w.git(&work, &["add", "."]);
+    w.git(&work, &["commit", "-q", "-m", "rewritten"]);
+    push(true);
+    share();
+    wait_outcome(&w, "f", &id, "refs/heads/main", "reject");
+    assert_eq!(main(), c2);
+    assert!(
+        f.log().contains("policy decision: REJECT refs/heads/main"),
+        "{}",
+        f.log()
+    );
+    let quarantine = f_repo.join("gt-quarantine");
+    assert_eq!(std::fs::read_dir(&quarantine).map_or(0, |d| d.count()), 0);
+    fsck(&w, &f_repo);
+
+    // A move back to c1 (already in main's history here) is stale: logged, nothing fetched.
+    w.git(&work, &["reset", "-q", "--hard", &c1]);
+    push(true);
+    share();
+    let line = format!(
+        "ignoring a stale announcement of refs/heads/main in {id}: stale: {c1} is already in the history of {c2}"
+    );
+    wait_for(
+        "F to log the stale branch announcement",
+        || f.log().contains(&line).then_some(()),
+        || format!("{}\n{}", f.log(), status(&w, "f")),
+    );
+    wait_outcome(&w, "f", &id, "refs/heads/main", "stale");
+    assert_eq!(main(), c2);
+    assert!(f.running());
+}

@@ -3,8 +3,10 @@
 //!
 //! gt-node never decides itself. The `policy` crate implements [`Gate`] with the same call every
 //! other gt command uses (DESIGN: "One library call answers it"); tests may use small
-//! implementations. The gate runs after only the tag chain (or the commit) has been fetched, so a
-//! rejected ref costs those objects and nothing more.
+//! implementations. For a tag, the gate runs after only the tag chain has been fetched, so a
+//! rejected tag costs those objects and nothing more. A branch update (a commit) is decided by
+//! [`Gate::decide_received`] once its pack is in quarantine, because its decision needs the
+//! history (`fast_forward`); a rejected branch update costs its new commits, never a ref.
 
 use gix::ObjectId;
 use gix::objs::Kind;
@@ -69,6 +71,22 @@ pub trait Gate: Send + Sync {
     /// `ctx.new` names down the tag-of-tag chain, outermost first; empty when `ctx.new` is a
     /// commit.
     fn decide(&self, ctx: &RefUpdateCtx, tag_objects: &[Vec<u8>]) -> GateDecision;
+
+    /// Decide an update whose objects are already received but not yet visible: `object_dirs`
+    /// are git object directories, searched in order, holding `ctx.new`, its history and the
+    /// local repository's objects (the received pack's quarantine, then the repository). Used
+    /// for branch updates (`ctx.new` a commit): a branch carries no signature, and its decision
+    /// needs the commit and its ancestry (`fast_forward`), so it is made after the pack arrived
+    /// and before the ref moves. The default ignores the objects and calls [`Gate::decide`].
+    fn decide_received(
+        &self,
+        ctx: &RefUpdateCtx,
+        tag_objects: &[Vec<u8>],
+        object_dirs: &[std::path::PathBuf],
+    ) -> GateDecision {
+        let _ = object_dirs;
+        self.decide(ctx, tag_objects)
+    }
 
     /// Identifies the rules in force (e.g. a digest of the policy files and keyrings). A node
     /// remembers rejected (ref, object) pairs so it does not fetch them again; when this value

@@ -51,6 +51,19 @@ impl PolicyGate {
         ctx: &RefUpdateCtx,
         tag_objects: &[Vec<u8>],
     ) -> Result<(policy::Verdict, String), String> {
+        self.verdict_received(ctx, tag_objects, &[])
+    }
+
+    /// [`PolicyGate::verdict`] with received objects readable from `object_dirs` (git object
+    /// directories, searched in order before the throw-away repository holding the tags): the
+    /// new commit, its history and the follower's, so `fast_forward` is computed as the
+    /// pre-receive hook computes it on a push.
+    pub fn verdict_received(
+        &self,
+        ctx: &RefUpdateCtx,
+        tag_objects: &[Vec<u8>],
+        object_dirs: &[PathBuf],
+    ) -> Result<(policy::Verdict, String), String> {
         let now = UNIX_EPOCH + Duration::from_secs(u64::try_from(ctx.now).unwrap_or(0));
         let evaluator = Evaluator::from_paths(&self.policies, &self.keyrings, now)
             .map_err(|e| format!("policy did not load: {e}"))?;
@@ -65,7 +78,7 @@ impl PolicyGate {
             None => tempfile::Builder::new().prefix("gt-gate").tempdir(),
         }
         .map_err(|e| format!("gate quarantine: {e}"))?;
-        let objects = quarantine(tmp.path(), tag_objects)?;
+        let objects = quarantine(tmp.path(), tag_objects, object_dirs)?;
         let update = RefUpdate::new(
             format!("{}/{}", hex::encode(ctx.publisher), ctx.repo),
             ctx.ref_name.clone(),
@@ -81,10 +94,19 @@ impl PolicyGate {
     }
 }
 
-/// A bare repository at `dir` holding `tag_objects`, opened for the verifier.
-fn quarantine(dir: &Path, tag_objects: &[Vec<u8>]) -> Result<TagSource, String> {
+/// A bare repository at `dir` holding `tag_objects`, opened for the verifier, with
+/// `object_dirs` searched first.
+fn quarantine(
+    dir: &Path,
+    tag_objects: &[Vec<u8>],
+    object_dirs: &[PathBuf],
+) -> Result<TagSource, String> {
     Repo::init_bare(dir).map_err(|e| format!("gate quarantine: {e}"))?;
-    let objects = TagSource::open(dir).map_err(|e| format!("gate quarantine: {e}"))?;
+    let objects = match object_dirs.split_first() {
+        None => TagSource::open(dir),
+        Some((first, rest)) => TagSource::open_quarantine(dir, first, rest),
+    }
+    .map_err(|e| format!("gate quarantine: {e}"))?;
     for t in tag_objects {
         objects
             .write_tag(t)
@@ -165,8 +187,17 @@ impl Gate for PolicyGate {
     }
 
     fn decide(&self, ctx: &RefUpdateCtx, tag_objects: &[Vec<u8>]) -> GateDecision {
+        self.decide_received(ctx, tag_objects, &[])
+    }
+
+    fn decide_received(
+        &self,
+        ctx: &RefUpdateCtx,
+        tag_objects: &[Vec<u8>],
+        object_dirs: &[PathBuf],
+    ) -> GateDecision {
         let repo = format!("{}/{}", hex::encode(ctx.publisher), ctx.repo);
-        match self.verdict(ctx, tag_objects) {
+        match self.verdict_received(ctx, tag_objects, object_dirs) {
             Ok((v, text)) => {
                 let verdict = match v.decision {
                     Decision::Reject => Verdict::Reject,

@@ -609,6 +609,11 @@ impl Repo {
         Ok(walked)
     }
 
+    /// The repository's own object directory.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.path.join("objects")
+    }
+
     /// Set ref `name` to `new` if it currently is `expected_old` (`None`: must not exist).
     ///
     /// gix's `MustNotExist` also succeeds when the ref already exists with the same target
@@ -735,6 +740,15 @@ impl Quarantined {
         }
         fsync(&dest_dir)?;
         Ok(())
+    }
+}
+
+impl Quarantined {
+    /// The quarantine's object directory (it holds `pack/` with the received pack and its
+    /// index): a decision that needs the received objects reads them from here before
+    /// anything is moved into the repository.
+    pub fn objects_dir(&self) -> &Path {
+        &self.dir
     }
 }
 

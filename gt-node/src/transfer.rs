@@ -1052,6 +1052,13 @@ pub async fn fetch_ref(
     let (kind, tags) = conn.want_tag_chain(ctx.new).await?;
     ctx.new_kind = kind;
 
+    // A branch update (a commit) carries no signature; its decision needs the commit and its
+    // history (`fast_forward`), so its pack comes first, into quarantine, and the gate reads
+    // the objects there (then the repository's own) before any ref moves.
+    if kind == Kind::Commit {
+        return fetch_commit(conn, store, gate, ctx, limits, before).await;
+    }
+
     // Stage 2: decide.
     let decision = gate.decide(&ctx, &tags);
     info!(
@@ -1083,6 +1090,52 @@ pub async fn fetch_ref(
         updated: true,
         pack_objects: objects,
         traffic: delta(conn),
+        stale: false,
+    })
+}
+
+/// The branch path of [`fetch_ref`]: pack into quarantine, decide with the received objects
+/// readable, then move them in and compare-and-swap the ref, or drop the quarantine.
+async fn fetch_commit(
+    conn: &mut Connection,
+    store: &Repo,
+    gate: &dyn Gate,
+    ctx: RefUpdateCtx,
+    limits: PackLimits,
+    before: Traffic,
+) -> Result<FetchOutcome, TransferError> {
+    let q = conn
+        .want_pack_quarantined(store, &[ctx.new], limits)
+        .await?;
+    let dirs = [q.objects_dir().to_owned(), store.objects_dir()];
+    let decision = gate.decide_received(&ctx, &[], &dirs);
+    info!(
+        repo = %ctx.repo, r#ref = %ctx.ref_name, new = %ctx.new, verdict = ?decision.verdict,
+        explanation = %decision.explanation, served_by = %hex::encode(ctx.served_by),
+        objects = q.objects, "gate decision on a received branch update"
+    );
+    let objects = q.objects;
+    if decision.verdict == Verdict::Reject {
+        // Dropping the quarantine deletes the pack: nothing reached the repository.
+        drop(q);
+        return Ok(FetchOutcome {
+            decision,
+            updated: false,
+            pack_objects: objects,
+            traffic: conn.traffic.since(before),
+            stale: false,
+        });
+    }
+    let (name, old, new) = (ctx.ref_name.clone(), ctx.old, ctx.new);
+    tokio::task::spawn_blocking(move || q.commit(&name, old, new))
+        .await
+        .map_err(|e| TransferError::Join(e.to_string()))??;
+    info!(repo = %ctx.repo, r#ref = %ctx.ref_name, new = %ctx.new, objects, "ref updated");
+    Ok(FetchOutcome {
+        decision,
+        updated: true,
+        pack_objects: objects,
+        traffic: conn.traffic.since(before),
         stale: false,
     })
 }

@@ -8,8 +8,8 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -157,7 +157,8 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
 /// then they run the self-signature checks of the certificates the tags need (see
 /// `Verifier::self_signature_checks`: one job per certificate component, so the threads split
 /// them instead of both checking the same certificate when they first validate a signature
-/// with it), wait for each other, and verify the tags, one job each.
+/// with it), and verify the tags, one job each, the most expensive first (a tag waits for the
+/// checks only where it needs them: see `par_jobs`).
 fn verify_parallel(
     verifier: &Verifier<'_>,
     source: Option<&TagSource>,
@@ -168,7 +169,8 @@ fn verify_parallel(
         .clamp(1, 16)
         .min(inputs.len().max(1));
     let sources: Vec<Option<TagSource>> = (0..threads).map(|_| source.cloned()).collect();
-    let loaded = par_jobs(sources, &[], inputs.len(), |src, i| {
+    let identity: Vec<usize> = (0..inputs.len()).collect();
+    let loaded = par_jobs(sources, &[], &Latch::new(0), &identity, |src, i| {
         let (_, input) = inputs.get(i)?;
         let bytes = match input {
             Input::File(path) => {
@@ -198,31 +200,74 @@ fn verify_parallel(
     } else {
         Vec::new()
     };
-    let reports = par_jobs(vec![(); threads], &checks, objects.len(), |(), i| {
+    // The tags with the most public-key operations first, so that the cheap ones (unknown
+    // keys, refused hashes) fill the gaps at the end instead of leaving a thread idle.
+    let mut order: Vec<usize> = (0..objects.len()).collect();
+    let cost = |i: &usize| match parsed.get(*i) {
+        Some(Some(Ok(tag))) => verifier.public_key_operations(tag),
+        _ => 0,
+    };
+    order.sort_by_cached_key(|i| std::cmp::Reverse(cost(i)));
+    let checked = Latch::new(checks.len());
+    let reports = par_jobs(vec![(); threads], &checks, &checked, &order, |(), i| {
         let (_, bytes) = objects.get(i)?;
         let bytes = bytes.as_ref().ok()?;
         let tag = parsed.get(i)?.as_ref()?;
-        Some(verifier.verify_parsed(bytes, tag.as_ref()))
+        Some(verifier.verify_parsed_gated(bytes, tag.as_ref(), &|| checked.wait()))
     });
     (objects, reports)
 }
 
-/// `f(state, i)` for every `i` in `0..n`, on one thread per element of `states` (each thread
-/// owns one), the threads taking jobs from a shared counter; results in order.
+/// A count of outstanding jobs that threads can wait on until it reaches zero.
+struct Latch {
+    left: Mutex<usize>,
+    zero: Condvar,
+}
+
+impl Latch {
+    fn new(n: usize) -> Latch {
+        Latch {
+            left: Mutex::new(n),
+            zero: Condvar::new(),
+        }
+    }
+
+    fn count_down(&self) {
+        let mut left = self.left.lock().unwrap_or_else(PoisonError::into_inner);
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.zero.notify_all();
+        }
+    }
+
+    fn wait(&self) {
+        let mut left = self.left.lock().unwrap_or_else(PoisonError::into_inner);
+        while *left > 0 {
+            left = self.zero.wait(left).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// `f(state, i)` for every `i` in `order` (indices `0..order.len()`), on one thread per element
+/// of `states` (each thread owns one), the threads taking jobs from a shared counter; results
+/// in index order.
 ///
-/// The threads first run every one of `prelude` (split between them), then wait for each other,
-/// then take the `n` jobs: a tag validated while another thread is still checking that
-/// certificate would check the same self-signatures again (sequoia does not lock a signature
-/// while verifying it).
+/// The threads first run every one of `prelude` (split between them, counting `checked` down
+/// as each finishes), then take the jobs. A job that needs the prelude's results waits for
+/// `checked` itself, at the point it needs them (`Verifier::verify_parsed_gated`): a tag
+/// validated while another thread is still checking that certificate would check the same
+/// self-signatures again (sequoia does not lock a signature while verifying it), and waiting
+/// there rather than before the job lets the thread do the tag signature's own public-key
+/// operation meanwhile.
 fn par_jobs<S: Send, T: Send>(
     states: Vec<S>,
     prelude: &[SelfSignatureCheck<'_>],
-    n: usize,
+    checked: &Latch,
+    order: &[usize],
     f: impl Fn(&mut S, usize) -> T + Sync,
 ) -> Vec<T> {
-    let barrier = Barrier::new(states.len());
     let next = AtomicUsize::new(0);
-    let (next, f, barrier) = (&next, &f, &barrier);
+    let (next, f) = (&next, &f);
     let mut all: Vec<(usize, T)> = std::thread::scope(|scope| {
         let handles: Vec<_> = states
             .into_iter()
@@ -233,16 +278,12 @@ fn par_jobs<S: Send, T: Send>(
                         let job = next.fetch_add(1, Ordering::Relaxed);
                         if let Some(check) = prelude.get(job) {
                             check.run();
+                            checked.count_down();
                             continue;
                         }
-                        if done.is_empty() && !prelude.is_empty() {
-                            // Once per thread: the first job past the prelude.
-                            barrier.wait();
-                        }
-                        let i = job - prelude.len();
-                        if i >= n {
+                        let Some(&i) = order.get(job - prelude.len()) else {
                             break;
-                        }
+                        };
                         done.push((i, f(&mut state, i)));
                     }
                     done

@@ -460,13 +460,7 @@ impl<'k> Verifier<'k> {
         for tag in tags {
             for p in tag.packets() {
                 let Ok(sig) = &p.signature else { continue };
-                if sig.typ() != SignatureType::Binary
-                    || sig.signature_creation_time().is_none()
-                    || self
-                        .policy
-                        .signature(sig, HashAlgoSecurity::CollisionResistance)
-                        .is_err()
-                {
+                if !self.reaches_public_key_operation(sig) {
                     continue;
                 }
                 for h in sig.get_issuers() {
@@ -492,19 +486,51 @@ impl<'k> Verifier<'k> {
         }
         let mut checks = Vec::new();
         for (cert, issuers) in certs {
-            checks.push(bundle_check(cert.primary_key().bundle()));
-            checks.extend(cert.userids().map(|ua| bundle_check(ua.bundle())));
-            checks.extend(cert.user_attributes().map(|ua| bundle_check(ua.bundle())));
             // Only the subkeys that signatures name: verification validates the issuing key
-            // alone (see `validate`).
+            // alone (see `validate`). They come first: a signing subkey's check is two
+            // public-key operations (its binding and the binding's embedded back-signature),
+            // the others one, and starting the longest jobs first balances the threads.
             checks.extend(
                 cert.keys()
                     .subkeys()
                     .filter(|ka| issuers.iter().any(|h| h.aliases(ka.key().key_handle())))
                     .map(|ka| bundle_check(ka.bundle())),
             );
+            checks.push(bundle_check(cert.primary_key().bundle()));
+            checks.extend(cert.userids().map(|ua| bundle_check(ua.bundle())));
+            checks.extend(cert.user_attributes().map(|ua| bundle_check(ua.bundle())));
         }
         checks
+    }
+
+    /// How many of `tag`'s signatures will need a public-key operation (those whose issuer is in
+    /// the keyring and that the checks before it do not settle): a scheduling hint for callers
+    /// verifying many tags at once, e.g. to start the expensive ones first. Says nothing about
+    /// the verdicts.
+    pub fn public_key_operations(&self, tag: &TagObject) -> usize {
+        tag.packets()
+            .iter()
+            .filter_map(|p| p.signature.as_ref().ok())
+            .filter(|sig| {
+                self.reaches_public_key_operation(sig)
+                    && sig
+                        .get_issuers()
+                        .iter()
+                        .any(|h| !self.keyring.lookup(h).is_empty())
+            })
+            .count()
+    }
+
+    /// Whether [`Verifier::check`] gets past the form and hash checks to the public-key
+    /// operation (given a key for the issuer).
+    fn reaches_public_key_operation(&self, sig: &Signature) -> bool {
+        sig.typ() == SignatureType::Binary
+            && sig.signature_creation_time().is_some()
+            && !sig.get_issuers().is_empty()
+            && self
+                .policy
+                .signature(sig, HashAlgoSecurity::CollisionResistance)
+                .is_ok()
     }
 
     /// The reference time.
@@ -573,7 +599,27 @@ impl<'k> Verifier<'k> {
         bytes: &[u8],
         parsed: Result<&TagObject, &ParseError>,
     ) -> TagReport {
-        let level = self.verify_parsed_level(bytes, parsed);
+        self.verify_parsed_gated(bytes, parsed, &|| {})
+    }
+
+    /// [`Verifier::verify_parsed`], calling `gate` before each step that uses a certificate's
+    /// self-signatures (that is, after the public-key operation on a tag signature, before the
+    /// issuing key's binding and liveness are judged). The report is the same.
+    ///
+    /// For callers that run [`Verifier::self_signature_checks`] on other threads: waiting in
+    /// `gate` for those checks to finish, instead of before the whole tag, lets this thread do
+    /// the tag signature's own public-key operation meanwhile, and still never verifies a
+    /// self-signature that another thread is verifying.
+    pub fn verify_parsed_gated(
+        &self,
+        bytes: &[u8],
+        parsed: Result<&TagObject, &ParseError>,
+        gate: &dyn Fn(),
+    ) -> TagReport {
+        let level = match parsed {
+            Ok(tag) => self.verify_object_gated(tag, gate),
+            Err(_) => self.verify_parsed_level(bytes, parsed),
+        };
         let chain_error = (level.target_kind == Some(gix::objs::Kind::Tag))
             .then(|| "the target is a tag; its signatures were not verified".to_owned());
         TagReport {
@@ -606,6 +652,10 @@ impl<'k> Verifier<'k> {
 
     /// Verify every signature of a parsed tag object.
     pub fn verify_object(&self, tag: &TagObject) -> LevelReport {
+        self.verify_object_gated(tag, &|| {})
+    }
+
+    fn verify_object_gated(&self, tag: &TagObject, gate: &dyn Fn()) -> LevelReport {
         let header = tag.header();
         let layout = match tag.blocks().len() {
             0 => LayoutKind::Unsigned,
@@ -630,7 +680,7 @@ impl<'k> Verifier<'k> {
                 match (&p.signature, tag.signed_bytes(p.block)) {
                     (Ok(sig), Some(msg)) => {
                         let content = (p.block > 0).then(|| tag.content());
-                        self.check(sig, msg, content, base)
+                        self.check_gated(sig, msg, content, base, gate)
                     }
                     (Err(reason), _) => SignatureReport {
                         detail: Some(format!("unparsable signature packet: {reason}")),
@@ -665,7 +715,18 @@ impl<'k> Verifier<'k> {
         sig: &Signature,
         msg: &[u8],
         content: Option<&[u8]>,
+        report: SignatureReport,
+    ) -> SignatureReport {
+        self.check_gated(sig, msg, content, report, &|| {})
+    }
+
+    fn check_gated(
+        &self,
+        sig: &Signature,
+        msg: &[u8],
+        content: Option<&[u8]>,
         mut report: SignatureReport,
+        gate: &dyn Fn(),
     ) -> SignatureReport {
         let issuers = sig.get_issuers();
         report.issuer = issuers
@@ -767,6 +828,7 @@ impl<'k> Verifier<'k> {
         report.key = Some(fpr.to_hex());
         report.signer = Some(Principal::from_fingerprint(&cert.fingerprint()));
 
+        gate();
         match self.validate(&self.policy, sig, cert, fpr, created) {
             Ok(()) => report.status = Status::Good,
             Err((status, detail)) => {

@@ -473,7 +473,8 @@ fn unhex32(s: &str) -> [u8; 32] {
 /// level: gt-node/tests/transfer.rs `hostile_peers_change_nothing`,
 /// `limits_hold_at_their_boundaries`, gt-node/tests/dht.rs
 /// `forged_items_are_refused_and_never_read`; stale items by
-/// `stale_item_with_the_publisher_key_changes_nothing` below.)
+/// `stale_item_with_the_publisher_key_changes_nothing` below; forged and stale items handed to
+/// a follower by a hostile DHT node by `hostile_dht_answers_stale_and_forged_items_change_nothing`.)
 #[test]
 fn hostile_peers_and_unknown_publishers_change_nothing() {
     use std::io::{Read as _, Write as _};
@@ -670,7 +671,8 @@ fn follower_killed_mid_fetch_finishes_after_restart() {
 /// the once-per-round "no DHT item" line of a second, unknown followed key) its refs and
 /// `last_seq` do not move and it keeps running. The follower itself logs nothing about the stale
 /// item: it asks the DHT only for items newer than S (BEP 44 `seq` in `get`), and honest nodes
-/// answer that with "no more recent value", so a stale item never reaches it.
+/// answer that with "no more recent value", so a stale item never reaches it (a hostile node
+/// that hands one out anyway: `hostile_dht_answers_stale_and_forged_items_change_nothing`).
 #[test]
 fn stale_item_with_the_publisher_key_changes_nothing() {
     let w = World::new(&["ed25519"]);

@@ -11,10 +11,16 @@
 //!    ed25519 node key; we verify it, and optionally require that key to be a given one;
 //! 2. WANT_OBJECT for the announced id; we recompute the id from `"<type> <len>\0" + bytes`;
 //!    for a tag we parse it and walk tag-of-tag chains (at most [`MAX_TAG_CHAIN`] levels);
-//! 3. the gate decides; on reject we stop (the cost is the objects of step 2);
+//! 3. for a tag, the gate decides; on reject we stop (the cost is the objects of step 2);
 //! 4. WANT_PACK with our ref tips as haves; the declared size is checked against our limits
 //!    before any pack byte is read; the pack goes to a temporary file, then through the
-//!    store's quarantine, connectivity check and compare-and-swap ref update.
+//!    store's quarantine, connectivity check and compare-and-swap ref update. A branch update
+//!    (a commit, no signature) is decided here instead, by [`Gate::decide_received`] with the
+//!    quarantined objects readable (its `fast_forward` needs the history); on reject the
+//!    quarantine is dropped and no ref moves.
+//!
+//! Traffic is counted per repository and per peer in a [`TrafficLog`], apart for the two roles
+//! (fetching, serving), so a follower's own requests never count as bytes it served.
 
 use std::collections::HashMap;
 use std::io::{Seek, SeekFrom, Write};

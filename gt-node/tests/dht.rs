@@ -150,7 +150,8 @@ async fn publish_follow_and_discover_on_a_loopback_testnet() {
 /// node still gets exactly the genuine item, or nothing under Y. The check that refuses them is
 /// mainline's server-side `MutableItem::from_dht_message` (ed25519 over `salt`/`seq`/`v`, then
 /// target = sha1(key ‖ salt)); readers run the same check on every answer they receive, which
-/// this test does not exercise (it would need a hostile UDP responder).
+/// the root crate's node_e2e `hostile_dht_answers_stale_and_forged_items_change_nothing`
+/// exercises with a hostile KRPC responder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_items_are_refused_and_never_read() {
     let net = dht::testnet(6).await.unwrap();

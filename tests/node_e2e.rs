@@ -1282,6 +1282,28 @@ fn branch_updates_are_decided_with_their_history() {
     wait_outcome(&w, "f", &id, "refs/heads/main", "accept");
     fsck(&w, &f_repo);
 
+    // `git clone gittorrent://…` takes the branch through the same decision.
+    let helper = PathBuf::from(env!("CARGO_BIN_EXE_git-remote-gittorrent"));
+    let path = format!(
+        "{}:{}",
+        helper.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let clone = w.path("clone.git");
+    let out = w
+        .cmd("git")
+        .args(["clone", "-q", "--bare", &format!("gittorrent://{id}")])
+        .arg(&clone)
+        .env("PATH", &path)
+        .env("GT_BOOTSTRAP", boot.join(","))
+        .env("GT_POLICY", &policy)
+        .env("GT_KEYRING", common::testkeys())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git clone: {}", stderr(&out));
+    assert_eq!(w.git(&clone, &["rev-parse", "refs/heads/main"]), c2);
+    fsck(&w, &clone);
+
     // A forced move to a commit that does not descend from c2 is rejected.
     w.git(&work, &["reset", "-q", "--hard", &c1]);
     std::fs::write(work.join("other.txt"), "other\n").unwrap();

@@ -6,7 +6,9 @@
 //! - `list`: reads the repository's DHT item (and its manifest when it refers to one), finds
 //!   serving nodes, and for every ref fetches only the tag chain (or commit) and asks the
 //!   [`Gate`]. Only refs the gate accepts or propagates are listed, so git never asks for the
-//!   others, and a rejected ref costs its tag object.
+//!   others, and a rejected tag costs its tag object. A branch (a commit) is decided as a node
+//!   decides it, with its pack in quarantine (`fast_forward` needs the history): accepted, its
+//!   objects go in at once; rejected, the quarantine is dropped.
 //! - `fetch <oid> <name>`: fetches the packs of the listed refs into the repository's quarantine,
 //!   checks connectivity, and moves them in; git updates its refs itself afterwards.
 //!
@@ -18,6 +20,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use gix::ObjectId;
+use gix::objs::Kind;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tracing::{info, warn};
 
@@ -217,7 +220,20 @@ impl Session {
                 seq: item.seq(),
                 now: cfg.now,
             };
-            let d = gate.decide(&ctx, &tags);
+            let d = if kind == Kind::Commit {
+                // A branch: decided with its history readable (`fast_forward`), as the node
+                // does; an accepted pack's objects go in now (git moves the refs after
+                // `fetch`, which then finds them present), a rejected one is dropped.
+                match Self::decide_branch(&mut conn, repo, gate, &ctx, cfg.limits).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        warn!(r#ref = %r, error = %e, "skipping ref");
+                        continue;
+                    }
+                }
+            } else {
+                gate.decide(&ctx, &tags)
+            };
             info!(r#ref = %r, verdict = ?d.verdict, explanation = %d.explanation, "gate decision");
             if d.verdict != Verdict::Reject {
                 accepted.insert(new);
@@ -229,6 +245,24 @@ impl Session {
             listed,
             accepted,
         })
+    }
+
+    async fn decide_branch(
+        conn: &mut Connection,
+        repo: &Repo,
+        gate: &dyn Gate,
+        ctx: &RefUpdateCtx,
+        limits: PackLimits,
+    ) -> Result<crate::gate::GateDecision, NodeError> {
+        let q = conn.want_pack_quarantined(repo, &[ctx.new], limits).await?;
+        let dirs = [q.objects_dir().to_owned(), repo.objects_dir()];
+        let d = gate.decide_received(ctx, &[], &dirs);
+        if d.verdict != Verdict::Reject {
+            tokio::task::spawn_blocking(move || q.commit_objects())
+                .await
+                .map_err(|e| NodeError::Invalid(format!("background task failed: {e}")))??;
+        }
+        Ok(d)
     }
 
     async fn fetch(

@@ -266,3 +266,111 @@ async fn remote_helper_lists_only_gated_refs_and_fetches_them() {
     assert!(remote_helper::parse_url("gittorrent://zz/demo").is_err());
     assert!(remote_helper::parse_url("https://x/y").is_err());
 }
+
+/// A gate whose rules a test switches: rejects everything, or propagates everything; its
+/// fingerprint names the rules in force.
+struct SwitchGate {
+    open: std::sync::atomic::AtomicBool,
+}
+
+impl Gate for SwitchGate {
+    fn decide(&self, _ctx: &RefUpdateCtx, _tag_objects: &[Vec<u8>]) -> GateDecision {
+        if self.open.load(std::sync::atomic::Ordering::SeqCst) {
+            GateDecision::new(Verdict::Propagate, "open")
+        } else {
+            GateDecision::new(Verdict::Reject, "closed")
+        }
+    }
+    fn fingerprint(&self) -> Option<String> {
+        Some(
+            self.open
+                .load(std::sync::atomic::Ordering::SeqCst)
+                .to_string(),
+        )
+    }
+}
+
+/// Rejections are decided again when the gate's rules change, on the same item; when the
+/// re-decision cannot happen (no peer answers), the old rejections and their mark are kept so
+/// the next poll tries again, and then every ref arrives (tags, and the branch with its history).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejections_are_redecided_after_a_rule_change_even_when_the_first_try_fails() {
+    use std::sync::atomic::Ordering;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    make_source(&src);
+    let net = gt_node::dht::testnet(8).await.unwrap();
+    let now = 1_700_000_000;
+    let a_dir = tmp.path().join("a");
+    let a = node(&a_dir, &net.bootstrap).await;
+    let publisher = a.public_key();
+    let seq = a.share(&src, "demo", now).await.unwrap();
+    let id = gt_node::transfer::repo_id(&publisher, "demo");
+
+    let b_dir = tmp.path().join("b");
+    let dd = DataDir::new(&b_dir);
+    dd.save_config(&NodeConfig {
+        bootstrap: net.bootstrap.clone(),
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let gate = Arc::new(SwitchGate { open: false.into() });
+    let b = Node::start(dd, gate.clone()).await.unwrap();
+    b.follow(&publisher, "demo").unwrap();
+    let reports = b.poll(&publisher, "demo", now).await.unwrap();
+    assert_eq!(reports.len(), 4, "{reports:?}");
+    assert!(reports.iter().all(|r| r.outcome == "reject"), "{reports:?}");
+    let f = &b.state_snapshot().followed[&id];
+    assert_eq!(
+        (f.rejected.len(), f.rejected_under.as_deref()),
+        (4, Some("false"))
+    );
+    // Same rules, same item: nothing happens.
+    assert!(b.poll(&publisher, "demo", now).await.unwrap().is_empty());
+
+    // The rules open while no node serves the repository: the re-decision fails, and is kept
+    // pending (old rejections, old mark).
+    drop(a);
+    gate.open.store(true, Ordering::SeqCst);
+    let reports = b.poll(&publisher, "demo", now).await.unwrap();
+    assert!(reports.iter().all(|r| r.outcome == "failed"), "{reports:?}");
+    let f = &b.state_snapshot().followed[&id];
+    assert_eq!(
+        (f.rejected.len(), f.rejected_under.as_deref()),
+        (4, Some("false"))
+    );
+    assert_eq!(f.last_seq, Some(seq));
+
+    // A serves again (same item, same seq; announced on its new port): the re-decision runs.
+    let a = node(&a_dir, &net.bootstrap).await;
+    a.dht()
+        .announce(&publisher, "demo", a.tcp_addr().port())
+        .await
+        .unwrap();
+    let reports = b.poll(&publisher, "demo", now).await.unwrap();
+    assert_eq!(reports.len(), 4, "{reports:?}");
+    assert!(
+        reports.iter().all(|r| r.outcome == "propagate"),
+        "{reports:?}"
+    );
+    let f = &b.state_snapshot().followed[&id];
+    assert_eq!(
+        (f.rejected.len(), f.rejected_under.as_deref()),
+        (0, Some("true"))
+    );
+    assert_eq!(f.last_seq, Some(seq));
+    let b_repo = b_dir
+        .join("repos")
+        .join(hex::encode(publisher))
+        .join("demo.git");
+    for r in [
+        "refs/tags/v1",
+        "refs/tags/v2",
+        "refs/tags/bad",
+        "refs/heads/main",
+    ] {
+        assert_eq!(rev(&b_repo, r), rev(&src, r), "{r}");
+    }
+    fsck(&b_repo);
+}

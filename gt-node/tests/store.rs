@@ -179,6 +179,15 @@ fn ref_updates_compare_and_swap() {
         pack_files(&d)
     );
     fsck(&d);
+    // A deletion is a compare-and-swap too: with a stale expected value it is refused and the
+    // ref stays; with the current one the ref goes, and deleting it again is refused.
+    let err = dst.delete_ref("refs/heads/main", main).unwrap_err();
+    assert!(matches!(err, StoreError::RefConflict { .. }), "{err}");
+    assert_eq!(dst.ref_value("refs/heads/main").unwrap(), Some(first));
+    dst.delete_ref("refs/heads/main", first).unwrap();
+    assert_eq!(dst.ref_value("refs/heads/main").unwrap(), None);
+    assert!(dst.delete_ref("refs/heads/main", first).is_err());
+    fsck(&d);
 }
 
 #[test]

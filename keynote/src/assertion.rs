@@ -17,7 +17,7 @@ use crate::ast::{Conditions, Licensees, StrExpr, Text};
 use crate::eval::{Scope, eval_str_plain};
 use crate::limits::MAX_ASSERTION_LEN;
 use crate::parser::{
-    ExprError, parse_conditions, parse_licensees, parse_local_constants, parse_str_expr,
+    ExprError, parse_conditions_parallel, parse_licensees, parse_local_constants, parse_str_expr,
     parse_version,
 };
 use std::ops::Range;
@@ -227,6 +227,12 @@ impl Assertion {
     /// (as the reference's `verify` does with a file); use [`split_assertions`] for files that
     /// hold several.
     pub fn parse(text: &str) -> Result<Assertion, ParseError> {
+        Self::parse_parallel(text, 1)
+    }
+
+    /// [`Assertion::parse`], with a long Conditions field parsed on up to `threads` threads
+    /// (see [`crate::parser::parse_conditions_parallel`]); the result is the same.
+    pub fn parse_parallel(text: &str, threads: usize) -> Result<Assertion, ParseError> {
         if text.len() > MAX_ASSERTION_LEN {
             return Err(ParseError::TooLong { len: text.len() });
         }
@@ -386,7 +392,7 @@ impl Assertion {
         };
         let conditions = match value(Field::Conditions) {
             None => Deferred::Missing,
-            Some((base, v)) => match parse_conditions(v) {
+            Some((base, v)) => match parse_conditions_parallel(v, threads) {
                 Ok(c) => Deferred::Parsed(c),
                 Err(e) => Deferred::Invalid(shift(base, e)),
             },

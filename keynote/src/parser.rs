@@ -186,7 +186,9 @@ enum Mode {
 struct Cx<'s> {
     src: &'s str,
     codes: String,
-    spans: Vec<Range<usize>>,
+    /// Byte offsets (start, end) of each token; `u32` is enough below [`MAX_ASSERTION_LEN`]
+    /// and halves the memory of a 10,000-clause token stream.
+    spans: Vec<(u32, u32)>,
 }
 
 impl<'s> Cx<'s> {
@@ -194,16 +196,16 @@ impl<'s> Cx<'s> {
     fn text(&self, i: usize) -> &'s str {
         self.spans
             .get(i)
-            .and_then(|r| self.src.get(r.clone()))
+            .and_then(|&(a, b)| self.src.get(a as usize..b as usize))
             .unwrap_or("")
     }
 
     /// The byte span covered by code positions `a..b`.
     fn bytes(&self, a: usize, b: usize) -> Range<usize> {
         let end = self.src.len();
-        let start = self.spans.get(a).map_or(end, |r| r.start);
+        let start = self.spans.get(a).map_or(end, |r| r.0 as usize);
         let stop = if b > a {
-            self.spans.get(b - 1).map_or(end, |r| r.end)
+            self.spans.get(b - 1).map_or(end, |r| r.1 as usize)
         } else {
             start
         };
@@ -232,6 +234,9 @@ fn lex(src: &str, mode: Mode) -> Result<Cx<'_>> {
     }
     lex_inner(src, mode).map_err(|e| precheck(src).err().unwrap_or(e))
 }
+
+// Token offsets are stored as u32 (see `Cx::spans`).
+const _: () = assert!(MAX_ASSERTION_LEN < u32::MAX as usize);
 
 fn lex_inner(src: &str, mode: Mode) -> Result<Cx<'_>> {
     let b = src.as_bytes();
@@ -352,7 +357,8 @@ fn lex_inner(src: &str, mode: Mode) -> Result<Cx<'_>> {
         };
         after_operand = code.is_ascii_lowercase() || code == ')';
         codes.push(code);
-        spans.push(start..i);
+        // Both fit: lex() refuses text longer than MAX_ASSERTION_LEN (< 2^32) first.
+        spans.push((start as u32, i as u32));
     }
     Ok(Cx { src, codes, spans })
 }
@@ -380,8 +386,8 @@ fn run_tokens<'c>(rule: T, cx: &'c Cx<'_>) -> Result<Pair<'c, T>> {
                     }
                 }
             };
-            let at = cx.spans.get(pos).map_or(cx.src.len(), |r| r.start);
-            let end = cx.spans.get(pos).map_or(cx.src.len(), |r| r.end);
+            let at = cx.spans.get(pos).map_or(cx.src.len(), |r| r.0 as usize);
+            let end = cx.spans.get(pos).map_or(cx.src.len(), |r| r.1 as usize);
             Err(ExprError::new(kind, at..end.max(at)))
         }
     }
@@ -403,6 +409,106 @@ pub fn parse_conditions(src: &str) -> Result<Conditions> {
         None => shape_pest(&cx)?,
     };
     build_conditions(&shape, &cx)
+}
+
+/// Conditions shorter than this (bytes) are parsed on one thread even when more are offered:
+/// starting a thread costs about as much as parsing 10 KB.
+pub const PARALLEL_CONDITIONS_MIN_LEN: usize = 32 * 1024;
+
+/// Most threads one Conditions field is split between.
+pub const MAX_PARSE_THREADS: usize = 8;
+
+/// [`parse_conditions`] on up to `threads` threads: a long program (10,000 clauses) is cut
+/// after top-level `;`s into pieces of about equal size, each a run of whole clauses, which
+/// are parsed side by side and joined in order. A clause never spans a cut, and a cut is never
+/// inside a string, a comment or brackets, so the result is exactly the one-thread parse. If any
+/// piece fails, the whole text is parsed again on this thread, so errors (and their byte
+/// offsets) are those of [`parse_conditions`].
+pub fn parse_conditions_parallel(src: &str, threads: usize) -> Result<Conditions> {
+    let threads = threads.min(MAX_PARSE_THREADS);
+    if threads < 2 || src.len() < PARALLEL_CONDITIONS_MIN_LEN || src.len() > MAX_ASSERTION_LEN {
+        return parse_conditions(src);
+    }
+    let cuts = clause_cuts(src.as_bytes(), threads);
+    if cuts.is_empty() {
+        return parse_conditions(src);
+    }
+    let mut pieces = Vec::with_capacity(cuts.len() + 1);
+    let mut start = 0;
+    for cut in cuts.into_iter().chain([src.len()]) {
+        match src.get(start..cut) {
+            Some(piece) => pieces.push(piece),
+            None => return parse_conditions(src),
+        }
+        start = cut;
+    }
+    let results: Vec<Result<Conditions>> = std::thread::scope(|scope| {
+        let mut rest = pieces.iter();
+        let first = rest.next().copied();
+        let handles: Vec<_> = rest
+            .map(|piece| scope.spawn(move || parse_conditions(piece)))
+            .collect();
+        let mut out = vec![first.map_or_else(|| Ok(Conditions::default()), parse_conditions)];
+        for h in handles {
+            // A piece's thread only panics if the parser does, which it must not; the
+            // one-thread parse below then has the last word.
+            out.push(
+                h.join()
+                    .unwrap_or_else(|_| Err(ExprError::new(syntax("clause"), 0..src.len()))),
+            );
+        }
+        out
+    });
+    let mut clauses = Vec::new();
+    for r in results {
+        match r {
+            Ok(c) => clauses.extend(c.clauses),
+            Err(_) => return parse_conditions(src),
+        }
+    }
+    Ok(Conditions { clauses })
+}
+
+/// Byte offsets just after a top-level `;` (outside strings, comments and brackets, read as
+/// the lexer reads them), the first at or after each of `parts - 1` evenly spaced targets.
+/// Empty when the text does not lex simply (an unterminated string): the caller then parses
+/// it whole.
+fn clause_cuts(b: &[u8], parts: usize) -> Vec<usize> {
+    let mut cuts = Vec::with_capacity(parts);
+    let target = |k: usize| b.len() / parts * k;
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => {
+                i += 1;
+                loop {
+                    match b.get(i) {
+                        None => return Vec::new(),
+                        Some(b'\\') => i += 2,
+                        Some(b'"') => break,
+                        Some(_) => i += 1,
+                    }
+                }
+            }
+            b'#' => {
+                while b.get(i).is_some_and(|c| *c != b'\n') {
+                    i += 1;
+                }
+            }
+            b'(' | b'{' => depth += 1,
+            b')' | b'}' => depth = depth.saturating_sub(1),
+            b';' if depth == 0 && i + 1 >= target(cuts.len() + 1) && i + 1 < b.len() => {
+                cuts.push(i + 1);
+                if cuts.len() + 1 == parts {
+                    return cuts;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    cuts
 }
 
 /// Parse a Licensees field value (RFC 2704 4.6.4); `None` when it is empty.
@@ -1270,6 +1376,29 @@ fn lic_atom(p: Pair<'_, T>, cx: &Cx<'_>) -> Result<Licensees> {
 #[cfg(test)]
 mod lex_tests {
     use super::*;
+
+    #[test]
+    fn clause_cuts_fall_after_top_level_semicolons_only() {
+        let src = "a == \";\"; # ; \" ;\n{ b; c; }; d -> { e; }; f; g;";
+        let b = src.as_bytes();
+        // Every possible cut, then the parts asked for.
+        let all = clause_cuts(b, b.len());
+        let after = |s: &str| src.find(s).unwrap() + s.len();
+        assert_eq!(
+            all,
+            vec![
+                after("\";\";"),
+                after("c; };"),
+                after("e; };"),
+                after(" f;")
+            ]
+        );
+        // Two parts: the first top-level cut at or after the middle.
+        let middle = all.iter().copied().find(|c| *c >= b.len() / 2).unwrap();
+        assert_eq!(clause_cuts(b, 2), vec![middle]);
+        assert!(clause_cuts(b"a; \"open", 2).is_empty());
+        assert!(clause_cuts(b"a == b", 4).is_empty());
+    }
 
     /// The lexer's own nesting check gives exactly what running [`precheck`] first gave.
     #[test]

@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 use keynote::parser::{
-    parse_conditions, parse_env_assignments, parse_licensees, parse_str_expr, parse_version,
-    pest_only,
+    PARALLEL_CONDITIONS_MIN_LEN, parse_conditions, parse_conditions_parallel,
+    parse_env_assignments, parse_licensees, parse_str_expr, parse_version, pest_only,
 };
 use proptest::prelude::*;
 use std::path::Path;
@@ -39,6 +39,24 @@ fn same(src: &str) {
         pest_only::parse_version(src),
         "KeyNote-Version {src:?}"
     );
+}
+
+/// The Conditions parse split between threads gives what one thread gives, AST or error, on
+/// `src` repeated until it is long enough to be split (so cuts land at many different places).
+fn split_same(src: &str) {
+    let mut big = String::new();
+    while big.len() <= PARALLEL_CONDITIONS_MIN_LEN {
+        big.push_str(src);
+        big.push('\n');
+    }
+    let one = parse_conditions(&big);
+    for threads in [2, 3, 4, 8] {
+        assert_eq!(
+            parse_conditions_parallel(&big, threads),
+            one,
+            "{threads} threads, {src:?} repeated"
+        );
+    }
 }
 
 /// Field values found in a file: the text after each line's first `:` up to the next
@@ -96,6 +114,44 @@ fn conformance_corpus() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     corpus(&root.join("tests/fixtures/keynote-conformance/cases"), 1000);
     corpus(&root.join("keynote/benches/perf"), 10);
+}
+
+#[test]
+fn parallel_conditions_on_the_perf_inputs() {
+    let perf = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/perf/clauses");
+    for name in ["policy.kn", "policy-3331.kn", "policy-or.kn", "split-0.kn"] {
+        let text = std::fs::read_to_string(perf.join(name)).unwrap();
+        let conditions = text.split_once("Conditions:").unwrap().1;
+        let one = parse_conditions(conditions).unwrap();
+        for threads in [2, 3, 8] {
+            assert_eq!(
+                parse_conditions_parallel(conditions, threads).unwrap(),
+                one,
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn parallel_conditions_cut_only_between_clauses() {
+    for src in [
+        // `;` inside strings, comments and blocks is not a clause boundary.
+        "a == \";\" -> \"x;y\";",
+        "a == \"\\\";\" -> \"v\"; # ; \" ; \n b == \"c\";",
+        "a == \"b\" -> { c == \"d\"; e == \"f\" -> \"g\"; };",
+        "(a == \"b\" && (c == \"d\")) -> \"v\";",
+        "@n - 1 > 0; -2 < @n;",
+        // Errors: the one-thread parse's error and offset.
+        "a == \"b\";\n@a == \"c\";",
+        "a == \"b\" -> ;",
+        "a == \"b\"; \"unterminated",
+        "a == \"b\"; )",
+        "a == \"b\" -> { c == \"d\";",
+        "a == \"b\";\r",
+    ] {
+        split_same(src);
+    }
 }
 
 #[test]
@@ -268,5 +324,20 @@ proptest! {
     #[test]
     fn programs_same(src in program()) {
         same(&src);
+    }
+}
+
+proptest! {
+    // Each case parses ~32 KB five times: fewer cases.
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    #[test]
+    fn programs_split_same(src in program()) {
+        split_same(&src);
+    }
+
+    #[test]
+    fn soup_split_same(src in token_soup()) {
+        split_same(&src);
     }
 }

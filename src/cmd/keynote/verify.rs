@@ -49,6 +49,9 @@ fn text_of(bytes: Vec<u8>) -> String {
     }
 }
 
+/// A file's path and its bytes (or why it could not be read).
+type ReadFile<'p> = (&'p str, std::io::Result<Vec<u8>>);
+
 /// A file read and parsed ahead of time (or why that failed).
 type Loaded = Result<Result<Arc<Assertion>, ParseError>, std::io::Error>;
 
@@ -62,10 +65,19 @@ fn read_file(path: &str) -> std::io::Result<Vec<u8>> {
     let meta = file.metadata()?;
     let mut bytes = Vec::new();
     if meta.is_file() {
-        let size = meta.len();
-        bytes.reserve_exact(usize::try_from(size).unwrap_or(0));
-        // `take` stops at the size without asking the kernel again.
-        (&mut file).take(size).read_to_end(&mut bytes)?;
+        // One read of the whole size (`read_to_end` would start small and grow).
+        let size = usize::try_from(meta.len()).unwrap_or(0);
+        bytes.resize(size, 0);
+        let mut filled = 0;
+        while let Some(rest) = bytes.get_mut(filled..).filter(|r| !r.is_empty()) {
+            match file.read(rest) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        bytes.truncate(filled);
     } else {
         file.read_to_end(&mut bytes)?;
     }
@@ -81,36 +93,45 @@ const PARALLEL_READ_MIN_FILES: usize = 16;
 
 /// Read and parse assertion files on all cores: parsing dominates `verify` on large inputs,
 /// and files are independent. Errors are kept and reported later, in command-line order.
-fn load_all(paths: &[&str], cores: usize) -> HashMap<String, Loaded> {
+/// `cores` is asked only when there is something to share.
+fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> HashMap<String, Loaded> {
     let parse = |bytes: Vec<u8>| Assertion::parse(&text_of(bytes)).map(Arc::new);
-    let workers = cores.clamp(1, 8);
-    if workers == 1 || paths.len() < 2 {
-        return paths
-            .iter()
-            .map(|p| ((*p).to_owned(), read_file(p).map(parse)))
-            .collect();
-    }
     if paths.len() >= PARALLEL_READ_MIN_FILES {
+        let workers = cores().clamp(1, 8);
         let chunk = paths.len().div_ceil(workers);
         let parts: Vec<Vec<&str>> = paths.chunks(chunk).map(<[&str]>::to_vec).collect();
         return on_workers(parts, |p| read_file(p).map(parse));
     }
-    // A few files, perhaps large ones (10,000 clauses over 4 files): read them here, then
-    // parse in parallel when there is enough text, in groups of about equal size.
-    let read: Vec<(&str, std::io::Result<Vec<u8>>)> =
-        paths.iter().map(|p| (*p, read_file(p))).collect();
+    // A few files, perhaps large ones (10,000 clauses in one file or over four): read them
+    // here, then share the parsing out when there is enough text.
+    let read: Vec<ReadFile<'_>> = paths.iter().map(|p| (*p, read_file(p))).collect();
     let total: usize = read
         .iter()
         .map(|(_, r)| r.as_ref().map_or(0, Vec::len))
         .sum();
-    if total < PARALLEL_PARSE_MIN_BYTES {
+    let workers = if total < PARALLEL_PARSE_MIN_BYTES {
+        1
+    } else {
+        cores().clamp(1, 8)
+    };
+    if read.len() < workers {
+        // Fewer files than cores: each file's Conditions is split between the cores.
+        let parse_split =
+            |bytes: Vec<u8>| Assertion::parse_parallel(&text_of(bytes), workers).map(Arc::new);
+        return read
+            .into_iter()
+            .map(|(p, r)| (p.to_owned(), r.map(parse_split)))
+            .collect();
+    }
+    if workers == 1 {
         return read
             .into_iter()
             .map(|(p, r)| (p.to_owned(), r.map(parse)))
             .collect();
     }
+    // Files between the cores, in groups of about equal size.
     let share = total.div_ceil(workers);
-    let mut parts: Vec<Vec<(&str, std::io::Result<Vec<u8>>)>> = vec![Vec::new()];
+    let mut parts: Vec<Vec<ReadFile<'_>>> = vec![Vec::new()];
     let mut filled = 0;
     for (p, r) in read {
         let len = r.as_ref().map_or(0, Vec::len);
@@ -161,7 +182,7 @@ impl HasPath for &str {
         self
     }
 }
-impl HasPath for (&str, std::io::Result<Vec<u8>>) {
+impl HasPath for ReadFile<'_> {
     fn path(&self) -> &str {
         self.0
     }
@@ -274,16 +295,16 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         })
         .chain(files.iter().map(String::as_str))
         .collect();
-    // Asked once, and only when there is more than one file (so possibly something to share
-    // between cores): each call reads several cgroup files.
-    let cores = if assertion_paths.len() > 1 {
-        std::thread::available_parallelism().map_or(1, usize::from)
-    } else {
-        1
-    };
-    let mut loaded = load_all(&assertion_paths, cores);
+    // Asked at most once, and only when there is something to share between cores: each call
+    // reads several cgroup files.
+    let cores_cell = std::cell::OnceCell::new();
+    let cores =
+        || *cores_cell.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let mut loaded = load_all(&assertion_paths, &cores);
     let mut session = Session::default();
-    session.set_parallelism(cores);
+    if assertion_paths.len() > 1 {
+        session.set_parallelism(cores());
+    }
     let (mut have_env, mut have_values, mut have_key, mut have_trusted) =
         (false, false, false, false);
     for item in items {

@@ -411,104 +411,156 @@ pub fn parse_conditions(src: &str) -> Result<Conditions> {
     build_conditions(&shape, &cx)
 }
 
-/// Conditions shorter than this (bytes) are parsed on one thread even when more are offered:
-/// starting a thread costs about as much as parsing 10 KB.
-pub const PARALLEL_CONDITIONS_MIN_LEN: usize = 32 * 1024;
+/// Conditions of fewer tokens than this are built on one thread even when more are offered:
+/// starting a thread costs about as much as building 2,000 tokens' worth of AST.
+pub const PARALLEL_MIN_TOKENS: usize = 8 * 1024;
 
-/// Most threads one Conditions field is split between.
+/// Most threads one Conditions field is built on.
 pub const MAX_PARSE_THREADS: usize = 8;
 
-/// [`parse_conditions`] on up to `threads` threads: a long program (10,000 clauses) is cut
-/// after top-level `;`s into pieces of about equal size, each a run of whole clauses, which
-/// are parsed side by side and joined in order. A clause never spans a cut, and a cut is never
-/// inside a string, a comment or brackets, so the result is exactly the one-thread parse. If any
-/// piece fails, the whole text is parsed again on this thread, so errors (and their byte
-/// offsets) are those of [`parse_conditions`].
+/// [`parse_conditions`] with the AST built on up to `threads` threads. The text is lexed and
+/// its clause structure recognized once, as always; then the clauses are built in runs of about
+/// equal size side by side, or, for a program of one long clause, the operands of its top-level
+/// `||` chain are. Building is independent per clause (and per operand), the pieces are joined
+/// in order, and the first error in text order is the one reported, so the result, AST or error,
+/// is exactly the one-thread parse (tests/fast_path.rs holds the two equal).
 pub fn parse_conditions_parallel(src: &str, threads: usize) -> Result<Conditions> {
-    let threads = threads.min(MAX_PARSE_THREADS);
-    if threads < 2 || src.len() < PARALLEL_CONDITIONS_MIN_LEN || src.len() > MAX_ASSERTION_LEN {
-        return parse_conditions(src);
+    let threads = threads.clamp(1, MAX_PARSE_THREADS);
+    let cx = lex(src, Mode::Conditions)?;
+    let shape = match shape_fast(cx.codes.as_bytes()) {
+        Some(s) => s,
+        None => shape_pest(&cx)?,
+    };
+    if threads == 1 || cx.codes.len() < PARALLEL_MIN_TOKENS {
+        return build_conditions(&shape, &cx);
     }
-    let cuts = clause_cuts(src.as_bytes(), threads);
-    if cuts.is_empty() {
-        return parse_conditions(src);
+    if let [only] = shape.as_slice() {
+        return Ok(Conditions {
+            clauses: vec![build_clause_parallel(only, &cx, threads)?],
+        });
     }
-    let mut pieces = Vec::with_capacity(cuts.len() + 1);
-    let mut start = 0;
-    for cut in cuts.into_iter().chain([src.len()]) {
-        match src.get(start..cut) {
-            Some(piece) => pieces.push(piece),
-            None => return parse_conditions(src),
-        }
-        start = cut;
+    // Runs of whole clauses with about the same number of tokens each.
+    let share = cx.codes.len().div_ceil(threads);
+    let mut runs: Vec<&[ClauseShape]> = Vec::with_capacity(threads);
+    let mut rest = shape.as_slice();
+    while !rest.is_empty() {
+        let start = rest.first().map_or(0, |c| c.span.start);
+        let n = if runs.len() + 1 == threads {
+            rest.len()
+        } else {
+            rest.iter()
+                .position(|c| c.span.end - start >= share)
+                .map_or(rest.len(), |i| i + 1)
+        };
+        let (run, tail) = rest.split_at(n);
+        runs.push(run);
+        rest = tail;
     }
-    let results: Vec<Result<Conditions>> = std::thread::scope(|scope| {
-        let mut rest = pieces.iter();
-        let first = rest.next().copied();
-        let handles: Vec<_> = rest
-            .map(|piece| scope.spawn(move || parse_conditions(piece)))
-            .collect();
-        let mut out = vec![first.map_or_else(|| Ok(Conditions::default()), parse_conditions)];
-        for h in handles {
-            // A piece's thread only panics if the parser does, which it must not; the
-            // one-thread parse below then has the last word.
-            out.push(
-                h.join()
-                    .unwrap_or_else(|_| Err(ExprError::new(syntax("clause"), 0..src.len()))),
-            );
-        }
-        out
-    });
-    let mut clauses = Vec::new();
-    for r in results {
-        match r {
-            Ok(c) => clauses.extend(c.clauses),
-            Err(_) => return parse_conditions(src),
-        }
+    let built = on_threads(&runs, |run| build_conditions(run, &cx));
+    let mut clauses = Vec::with_capacity(shape.len());
+    for run in built {
+        clauses.extend(run?.clauses);
     }
     Ok(Conditions { clauses })
 }
 
-/// Byte offsets just after a top-level `;` (outside strings, comments and brackets, read as
-/// the lexer reads them), the first at or after each of `parts - 1` evenly spaced targets.
-/// Empty when the text does not lex simply (an unterminated string): the caller then parses
-/// it whole.
-fn clause_cuts(b: &[u8], parts: usize) -> Vec<usize> {
-    let mut cuts = Vec::with_capacity(parts);
-    let target = |k: usize| b.len() / parts * k;
-    let mut depth = 0usize;
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'"' => {
-                i += 1;
-                loop {
-                    match b.get(i) {
-                        None => return Vec::new(),
-                        Some(b'\\') => i += 2,
-                        Some(b'"') => break,
-                        Some(_) => i += 1,
-                    }
-                }
-            }
-            b'#' => {
-                while b.get(i).is_some_and(|c| *c != b'\n') {
-                    i += 1;
-                }
-            }
-            b'(' | b'{' => depth += 1,
-            b')' | b'}' => depth = depth.saturating_sub(1),
-            b';' if depth == 0 && i + 1 >= target(cuts.len() + 1) && i + 1 < b.len() => {
-                cuts.push(i + 1);
-                if cuts.len() + 1 == parts {
-                    return cuts;
-                }
+/// `job` over each item on its own scoped thread (the first on this one), results in order.
+/// A thread only panics if the builder does, which it must not; that item then gets a
+/// syntax error rather than taking the process down.
+fn on_threads<I: Sync, O: Send>(
+    items: &[I],
+    job: impl Fn(&I) -> Result<O> + Sync,
+) -> Vec<Result<O>> {
+    let job = &job;
+    std::thread::scope(|scope| {
+        let mut items = items.iter();
+        let first = items.next();
+        let handles: Vec<_> = items.map(|item| scope.spawn(move || job(item))).collect();
+        let mut out: Vec<Result<O>> = first.map(job).into_iter().collect();
+        for h in handles {
+            out.push(
+                h.join()
+                    .unwrap_or_else(|_| Err(ExprError::new(syntax("clause"), 0..0))),
+            );
+        }
+        out
+    })
+}
+
+/// [`build_clause`] for a clause whose test is a long top-level `||` chain: its operands are
+/// built in groups on `threads` threads and joined left to right with the same [`combine`] as
+/// [`Walk::climb`] uses, in the same order, so the AST and the first error are the same.
+fn build_clause_parallel(c: &ClauseShape, cx: &Cx<'_>, threads: usize) -> Result<Clause> {
+    let codes = cx.codes.as_bytes();
+    // Operands of the top-level `||` chain: token ranges between depth-0 `O` codes.
+    let mut operands = Vec::new();
+    let (mut depth, mut from) = (0usize, c.test.start);
+    for i in c.test.clone() {
+        match codes.get(i) {
+            Some(b'(') => depth += 1,
+            Some(b')') => depth = depth.saturating_sub(1),
+            Some(b'O') if depth == 0 => {
+                operands.push(from..i);
+                from = i + 1;
             }
             _ => {}
         }
-        i += 1;
     }
-    cuts
+    operands.push(from..c.test.end);
+    if operands.len() < threads * 2 {
+        return build_clause(c, cx);
+    }
+    let share = operands.len().div_ceil(threads);
+    let groups: Vec<&[Range<usize>]> = operands.chunks(share).collect();
+    let built = on_threads(&groups, |group| {
+        group
+            .iter()
+            .map(|r| {
+                let mut w = Walk {
+                    cx,
+                    codes,
+                    pos: r.start,
+                };
+                // As the chain's own loop does: above `||` strength, so the climb stops at
+                // the next depth-0 `||` (the first operand comes out the same as under
+                // `climb(0)`, whose loop only differs in also taking `||`).
+                let v = w.climb(OR_OPERAND)?;
+                Ok((v, w.pos, r.end))
+            })
+            .collect::<Result<Vec<_>>>()
+    });
+    // Join as Walk::climb(0) does: the first operand, then `combine(Or, lhs, rhs)` for each
+    // next one, the combination checked right after its right operand was built.
+    let mut w = Walk {
+        cx,
+        codes,
+        pos: c.test.start,
+    };
+    let mut lhs: Option<Val> = None;
+    for group in built {
+        for (v, end, operand_end) in group? {
+            w.pos = end;
+            lhs = Some(match lhs {
+                None => v,
+                Some(l) => combine(Op::Or, l, v, &w, c.test.start)?,
+            });
+            // Where climb(0) would have stopped short of the next `||` (or the end).
+            if end != operand_end {
+                return Err(w.error(syntax("operator"), w.pos));
+            }
+        }
+    }
+    let test = match lhs {
+        Some(Val::Bool(b)) => b,
+        _ => {
+            return Err(ExprError::new(
+                ExprErrorKind::Type("a clause test must be a test"),
+                cx.bytes(c.test.start, c.test.end),
+            ));
+        }
+    };
+    let value = build_value(c, cx)?;
+    Ok(Clause { test, value })
 }
 
 /// Parse a Licensees field value (RFC 2704 4.6.4); `None` when it is empty.
@@ -741,22 +793,34 @@ fn build_conditions(shape: &[ClauseShape], cx: &Cx<'_>) -> Result<Conditions> {
 }
 
 fn build_clause(c: &ClauseShape, cx: &Cx<'_>) -> Result<Clause> {
-    let ty = |msg: &'static str, r: &Range<usize>| {
-        ExprError::new(ExprErrorKind::Type(msg), cx.bytes(r.start, r.end))
-    };
     let test = match expr(c.test.clone(), cx)? {
         Val::Bool(b) => b,
-        _ => return Err(ty("a clause test must be a test", &c.test)),
+        _ => {
+            return Err(ExprError::new(
+                ExprErrorKind::Type("a clause test must be a test"),
+                cx.bytes(c.test.start, c.test.end),
+            ));
+        }
     };
-    let value = match &c.value {
+    let value = build_value(c, cx)?;
+    Ok(Clause { test, value })
+}
+
+/// What a clause yields: `_MAX_TRUST`, a nested block, or a string expression.
+fn build_value(c: &ClauseShape, cx: &Cx<'_>) -> Result<ClauseValue> {
+    Ok(match &c.value {
         ValueShape::Max => ClauseValue::Max,
         ValueShape::Block(inner) => ClauseValue::Block(build_conditions(inner, cx)?.clauses),
         ValueShape::Expr(r) => match expr(r.clone(), cx)? {
             Val::Str(s) => ClauseValue::Value(s),
-            _ => return Err(ty("a clause value must be a string", r)),
+            _ => {
+                return Err(ExprError::new(
+                    ExprErrorKind::Type("a clause value must be a string"),
+                    cx.bytes(r.start, r.end),
+                ));
+            }
         },
-    };
-    Ok(Clause { test, value })
+    })
 }
 
 /// Licensees made only of string literals joined by `&&`/`||` (without brackets), or of
@@ -1049,6 +1113,9 @@ impl Op {
         }
     }
 }
+
+/// The right operand of `||` binds at least as tightly as `&&`.
+const OR_OPERAND: u8 = 2;
 
 /// `!` applies to a whole comparison: its operand is parsed at comparison strength.
 const NOT_OPERAND: u8 = 4;
@@ -1376,29 +1443,6 @@ fn lic_atom(p: Pair<'_, T>, cx: &Cx<'_>) -> Result<Licensees> {
 #[cfg(test)]
 mod lex_tests {
     use super::*;
-
-    #[test]
-    fn clause_cuts_fall_after_top_level_semicolons_only() {
-        let src = "a == \";\"; # ; \" ;\n{ b; c; }; d -> { e; }; f; g;";
-        let b = src.as_bytes();
-        // Every possible cut, then the parts asked for.
-        let all = clause_cuts(b, b.len());
-        let after = |s: &str| src.find(s).unwrap() + s.len();
-        assert_eq!(
-            all,
-            vec![
-                after("\";\";"),
-                after("c; };"),
-                after("e; };"),
-                after(" f;")
-            ]
-        );
-        // Two parts: the first top-level cut at or after the middle.
-        let middle = all.iter().copied().find(|c| *c >= b.len() / 2).unwrap();
-        assert_eq!(clause_cuts(b, 2), vec![middle]);
-        assert!(clause_cuts(b"a; \"open", 2).is_empty());
-        assert!(clause_cuts(b"a == b", 4).is_empty());
-    }
 
     /// The lexer's own nesting check gives exactly what running [`precheck`] first gave.
     #[test]

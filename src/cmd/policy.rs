@@ -64,7 +64,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub no_repo_policy: bool,
 
-    /// The `repo` attribute (default: the repository's path).
+    /// The `repo` attribute (default: git config `gt.repo` of the repository, as for the hook
+    /// and `gt pull`, else the repository's path).
     #[arg(long, value_name = "ID")]
     pub repo_id: Option<String>,
 
@@ -148,11 +149,14 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
 
 /// Parse a decision time: unix seconds (optionally `@`), or `YYYY-MM-DD[THH:MM:SS[Z]]` UTC.
 pub fn parse_time(s: &str) -> anyhow::Result<SystemTime> {
+    let bad = || anyhow::anyhow!("{s:?} is not a time: give unix seconds or 2026-06-01T00:00:00Z");
     let digits = s.strip_prefix('@').unwrap_or(s);
     if let Ok(secs) = digits.parse::<u64>() {
-        return Ok(UNIX_EPOCH + Duration::from_secs(secs));
+        // `UNIX_EPOCH + d` panics past the platform's last representable instant.
+        return UNIX_EPOCH
+            .checked_add(Duration::from_secs(secs))
+            .ok_or_else(bad);
     }
-    let bad = || anyhow::anyhow!("{s:?} is not a time: give unix seconds or 2026-06-01T00:00:00Z");
     let s2 = s.trim_end_matches('Z');
     let (date, time) = s2.split_once('T').unwrap_or((s2, "00:00:00"));
     let d: Vec<i64> = date
@@ -191,6 +195,12 @@ pub fn parse_time(s: &str) -> anyhow::Result<SystemTime> {
     Ok(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
+/// [`parse_time`] as whole seconds since the Unix epoch (for `gt verify-tag --at`).
+pub fn parse_unix_seconds(s: &str) -> anyhow::Result<u64> {
+    let t = parse_time(s)?;
+    Ok(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+}
+
 fn time_or_now(at: Option<&str>) -> anyhow::Result<SystemTime> {
     at.map_or_else(|| Ok(SystemTime::now()), parse_time)
 }
@@ -210,14 +220,11 @@ fn check(args: CheckArgs) -> anyhow::Result<Code> {
             .add_repository_policy(&objects)
             .context("reading the repository's own policy (refs/gt/policy)")?;
     }
-    let repo_id = args.repo_id.clone().unwrap_or_else(|| {
-        let r = objects.repository();
-        let p = r.workdir().unwrap_or_else(|| r.git_dir());
-        std::fs::canonicalize(p)
-            .unwrap_or_else(|_| p.to_owned())
-            .display()
-            .to_string()
-    });
+    // The same `repo` as the hook and `gt pull` give this repository, so all three decide alike.
+    let repo_id = args
+        .repo_id
+        .clone()
+        .unwrap_or_else(|| super::hook::repo_id(objects.repository()));
 
     let mut updates = Vec::new();
     let mut errors = 0usize;
@@ -441,5 +448,8 @@ mod tests {
         assert_eq!(t("2000-03-01T12:30:00Z"), 951_913_800);
         assert!(parse_time("2026-13-01").is_err());
         assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("18446744073709551615").is_err());
+        assert_eq!(parse_unix_seconds("2026-06-01").unwrap(), 1_780_272_000);
+        assert_eq!(parse_unix_seconds("@1780272000").unwrap(), 1_780_272_000);
     }
 }

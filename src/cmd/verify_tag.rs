@@ -37,8 +37,11 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
-    /// Judge as of this time (seconds since the Unix epoch) instead of now.
-    #[arg(long, value_name = "UNIX_SECONDS")]
+    /// Judge as of this time instead of now: unix seconds (`1780272000`, `@1780272000`) or an
+    /// RFC 3339 UTC date (`2026-06-01`, `2026-06-01T00:00:00Z`), as `gt policy check --at`.
+    /// `--time` is an older name for it.
+    #[arg(long = "at", alias = "time", value_name = "TIME", env = "GT_AT",
+          value_parser = super::policy::parse_unix_seconds)]
     pub time: Option<u64>,
 
     /// Verify raw tag objects (as `git cat-file tag` prints them) read from files instead of

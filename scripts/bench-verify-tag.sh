@@ -11,6 +11,8 @@
 # cache never helps. Everything runs in a temporary GNUPGHOME and repository; timings are the
 # median of RUNS runs. `git verify-tag` exits 1 on the stacked tags (it refuses multiple
 # signatures) after gpg has checked all three, so the comparison is still like for like.
+# The machine's load average is printed before and after the timed runs: on a shared machine,
+# wall-time ratios are only comparable at similar loads (gt uses every core; git one).
 unset RUST_BACKTRACE  # sequoia builds errors on normal paths; a captured backtrace each costs ~3%
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -97,11 +99,15 @@ echo "real tags: $(wc -l < "$WORK/real.json") results, $(grep -c '"verified":tru
 "$GT" verify-tag --repo "$WORK/gen" --keyring "$WORK/gen.asc" --json "${GEN[@]}" > "$WORK/gen.json" || true
 echo "generated tags: $(wc -l < "$WORK/gen.json") results, $(grep -c '"verified":true' "$WORK/gen.json") verified; good signatures: $(grep -o '"status":"good"' "$WORK/gen.json" | wc -l) of $((3 * N))"
 
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+load_before=$(load)
 gt_real=$(median "$GT" verify-tag --repo "$WORK/real" --keyring "$FIX/junio-gpg-pub.asc" "${REAL[@]}")
 git_real=$(median git_each "$WORK/real" "${REAL[@]}")
 gt_gen=$(median "$GT" verify-tag --repo "$WORK/gen" --keyring "$WORK/gen.asc" "${GEN[@]}")
 git_gen=$(RUNS=1 median git_each "$WORK/gen" "${GEN[@]}")
 
+load_after=$(load)
+echo "cores: $(nproc); load average (1/5/15 min) before: $load_before, after: $load_after; medians of $RUNS runs"
 printf '%-34s %10s %12s %8s\n' "set" "gt (s)" "git (s)" "ratio"
 printf '%-34s %10.3f %12.3f %7.1fx\n' "70 real git.git tags" "$gt_real" "$git_real" "$(echo "$git_real / $gt_real" | bc -l)"
 printf '%-34s %10.3f %12.3f %7.1fx\n' "$N tags x 3 stacked signatures" "$gt_gen" "$git_gen" "$(echo "$git_gen / $gt_gen" | bc -l)"

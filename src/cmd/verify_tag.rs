@@ -269,6 +269,15 @@ impl Latch {
     }
 }
 
+/// Counts a [`Latch`] down when dropped.
+struct CountDownOnDrop<'a>(&'a Latch);
+
+impl Drop for CountDownOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.count_down();
+    }
+}
+
 /// `f(state, i)` for every `i` in `order` (indices `0..order.len()`), on one thread per element
 /// of `states` (each thread owns one), the threads taking jobs from a shared counter; results
 /// in index order.
@@ -298,8 +307,10 @@ fn par_jobs<S: Send, T: Send>(
                     loop {
                         let job = next.fetch_add(1, Ordering::Relaxed);
                         if let Some(check) = prelude.get(job) {
+                            // Counted down even if the check panics: the other threads must not
+                            // wait forever for it (the panic is re-raised at the join).
+                            let _done = CountDownOnDrop(checked);
                             check.run();
-                            checked.count_down();
                             continue;
                         }
                         let Some(&i) = order.get(job - prelude.len()) else {

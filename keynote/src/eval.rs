@@ -140,6 +140,13 @@ fn numeric_prefix(s: &str) -> f64 {
 /// `@s`: the floor of the numeric value; values beyond the 32-bit range give
 /// -2147483648, as the reference's C conversion does.
 fn to_int(s: &str) -> i64 {
+    // Up to nine digits (the usual `@n` on a counter or date) is an exact integer in range:
+    // skip the float conversion.
+    if (1..=9).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .bytes()
+            .fold(0i64, |acc, b| acc * 10 + i64::from(b - b'0'));
+    }
     let f = numeric_prefix(s).floor();
     if f > f64::from(i32::MAX) || f < f64::from(i32::MIN) || f.is_nan() {
         i64::from(i32::MIN)
@@ -437,5 +444,31 @@ fn cmp(o: std::cmp::Ordering, op: CmpOp) -> bool {
         CmpOp::Le => o != Greater,
         CmpOp::Gt => o == Greater,
         CmpOp::Ge => o != Less,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_int_digit_fast_path_matches_the_float_conversion() {
+        let slow = |s: &str| {
+            let f = numeric_prefix(s).floor();
+            if f > f64::from(i32::MAX) || f < f64::from(i32::MIN) || f.is_nan() {
+                i64::from(i32::MIN)
+            } else {
+                f as i64
+            }
+        };
+        for s in [
+            "", "0", "7", "007", "123", "999999999", "1000000000", "2147483647", "2147483648",
+            "99999999999", "1.5", "12.", ".5", "-1", "+1", "12a", " 1", "1e3", "000000000",
+        ] {
+            assert_eq!(to_int(s), slow(s), "{s:?}");
+        }
+        for n in (0..1_000_000_000i64).step_by(7_919_993) {
+            assert_eq!(to_int(&n.to_string()), n);
+        }
     }
 }

@@ -540,9 +540,21 @@ fn build_clause_parallel(c: &ClauseShape, cx: &Cx<'_>, threads: usize) -> Result
     for group in built {
         for (v, end, operand_end) in group? {
             w.pos = end;
-            lhs = Some(match lhs {
-                None => v,
-                Some(l) => combine(Op::Or, l, v, &w, c.test.start)?,
+            // What `combine(Or, ..)` builds, with room for the whole chain at once rather
+            // than growing a 10,000-operand vector by copying.
+            lhs = Some(match (lhs, v) {
+                (None, Val::Bool(Test::Or(mut terms))) => {
+                    terms.reserve(operands.len());
+                    Val::Bool(Test::Or(terms))
+                }
+                (None, v) => v,
+                (Some(Val::Bool(a)), Val::Bool(b)) if !matches!(a, Test::Or(_)) => {
+                    let mut terms = Vec::with_capacity(operands.len());
+                    terms.push(a);
+                    terms.push(b);
+                    Val::Bool(Test::Or(terms))
+                }
+                (Some(l), v) => combine(Op::Or, l, v, &w, c.test.start)?,
             });
             // Where climb(0) would have stopped short of the next `||` (or the end).
             if end != operand_end {

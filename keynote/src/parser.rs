@@ -239,13 +239,43 @@ fn lex(src: &str, mode: Mode) -> Result<Cx<'_>> {
 const _: () = assert!(MAX_ASSERTION_LEN < u32::MAX as usize);
 
 fn lex_inner(src: &str, mode: Mode) -> Result<Cx<'_>> {
+    let run = lex_run(src, mode, 0..src.len())?;
+    Ok(Cx {
+        src,
+        codes: run.codes,
+        spans: run.spans,
+    })
+}
+
+/// The tokens of one stretch of the text, and the lexer's state where it stopped.
+struct LexRun {
+    codes: String,
+    spans: Vec<(u32, u32)>,
+    /// Where the lexer stopped: the first token boundary at or after the stretch's end.
+    end: usize,
+    /// Bracket depth at `end`.
+    depth: usize,
+    /// Deepest bracket nesting seen.
+    max_depth: usize,
+    /// Whether the last token was an operand (a `-` after it is binary).
+    after_operand: bool,
+}
+
+/// Lex from `range.start` (a token boundary outside strings and comments, at depth 0, after
+/// no operand) to the first token boundary at or after `range.end`.
+fn lex_run(src: &str, mode: Mode, range: Range<usize>) -> Result<LexRun> {
     let b = src.as_bytes();
     let mut depth = 0usize;
-    let mut codes = String::with_capacity(src.len() / 3);
-    let mut spans = Vec::with_capacity(src.len() / 3);
-    let mut i = 0;
+    let mut max_depth = 0usize;
+    let capacity = (range.end - range.start) / 3;
+    let mut codes = String::with_capacity(capacity);
+    let mut spans = Vec::with_capacity(capacity);
+    let mut i = range.start;
     let mut after_operand = false;
     while let Some(&c) = b.get(i) {
+        if i >= range.end {
+            break;
+        }
         let start = i;
         let code = match c {
             b' ' | b'\t' | b'\n' => {
@@ -334,6 +364,7 @@ fn lex_inner(src: &str, mode: Mode) -> Result<Cx<'_>> {
                             if depth > MAX_NESTING {
                                 return Err(ExprError::new(ExprErrorKind::TooDeep, i..i + 1));
                             }
+                            max_depth = max_depth.max(depth);
                             (c as char, 1)
                         }
                         b')' | b'}' => {
@@ -360,7 +391,60 @@ fn lex_inner(src: &str, mode: Mode) -> Result<Cx<'_>> {
         // Both fit: lex() refuses text longer than MAX_ASSERTION_LEN (< 2^32) first.
         spans.push((start as u32, i as u32));
     }
-    Ok(Cx { src, codes, spans })
+    Ok(LexRun {
+        codes,
+        spans,
+        end: i,
+        depth,
+        max_depth,
+        after_operand,
+    })
+}
+
+/// Text shorter than this (bytes) is lexed on one thread.
+const PARALLEL_LEX_MIN_LEN: usize = 32 * 1024;
+
+/// [`lex`] on two threads for long text: the second half from the first line start after the
+/// middle, the first half up to there. The halves are joined only when the first half's lexer
+/// reached that line start as a token boundary of its own (not inside a string or a comment),
+/// the brackets stay within [`MAX_NESTING`] counted from the first half's depth, and a `-`
+/// opening the second half gets the code the first half's last token calls for; otherwise, or
+/// on any error, the text is lexed again on one thread, so tokens and errors are [`lex`]'s.
+fn lex_parallel(src: &str, mode: Mode) -> Result<Cx<'_>> {
+    let b = src.as_bytes();
+    let middle = src.len() / 2;
+    let split = b
+        .get(middle..)
+        .and_then(|rest| rest.iter().position(|c| *c == b'\n'))
+        .map(|p| middle + p + 1);
+    let Some(split) = split.filter(|s| src.len() >= PARALLEL_LEX_MIN_LEN && *s < src.len()) else {
+        return lex(src, mode);
+    };
+    if src.len() > MAX_ASSERTION_LEN {
+        return lex(src, mode);
+    }
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| lex_run(src, mode, split..src.len()));
+        let first = lex_run(src, mode, 0..split);
+        (first, second.join())
+    });
+    let (Ok(mut first), Ok(Ok(mut second))) = (first, second) else {
+        return lex(src, mode);
+    };
+    if first.end != split || first.depth + second.max_depth > MAX_NESTING {
+        return lex(src, mode);
+    }
+    // A `-` opening the second half: binary after an operand, as one lexer would have coded it.
+    if second.codes.starts_with(['M', '%']) && first.after_operand {
+        second.codes.replace_range(..1, "M");
+    }
+    first.codes.push_str(&second.codes);
+    first.spans.extend_from_slice(&second.spans);
+    Ok(Cx {
+        src,
+        codes: first.codes,
+        spans: first.spans,
+    })
 }
 
 fn run_tokens<'c>(rule: T, cx: &'c Cx<'_>) -> Result<Pair<'c, T>> {
@@ -426,7 +510,11 @@ pub const MAX_PARSE_THREADS: usize = 8;
 /// is exactly the one-thread parse (tests/fast_path.rs holds the two equal).
 pub fn parse_conditions_parallel(src: &str, threads: usize) -> Result<Conditions> {
     let threads = threads.clamp(1, MAX_PARSE_THREADS);
-    let cx = lex(src, Mode::Conditions)?;
+    let cx = if threads > 1 {
+        lex_parallel(src, Mode::Conditions)?
+    } else {
+        lex(src, Mode::Conditions)?
+    };
     let shape = match shape_fast(cx.codes.as_bytes()) {
         Some(s) => s,
         None => shape_pest(&cx)?,
@@ -1455,6 +1543,49 @@ fn lic_atom(p: Pair<'_, T>, cx: &Cx<'_>) -> Result<Licensees> {
 #[cfg(test)]
 mod lex_tests {
     use super::*;
+
+    /// `x` between two long newline-free fillers, so that the first line start after the
+    /// middle (where [`lex_parallel`] splits) is the first one after `x`'s middle.
+    fn centred(x: &str) -> String {
+        let filler = "a == \"b\"; ".repeat(4000);
+        format!("{filler}{x}{filler}")
+    }
+
+    fn tokens(r: Result<Cx<'_>>) -> Result<(String, Vec<(u32, u32)>)> {
+        r.map(|cx| (cx.codes, cx.spans))
+    }
+
+    #[test]
+    fn lexing_in_two_halves_gives_the_one_thread_tokens() {
+        for x in [
+            // Split at a plain line start.
+            "c == \"d\" -> \"e\";\nf == \"g\";",
+            // A `-` opening the second half after an operand is binary.
+            "@nnnnnnnnnnnnnnnn\n- 1 > 0;",
+            "(@n)))))))))))))\n- 1 > 0;",
+            // ... and unary after an operator.
+            "@n == 1 +++++++++\n- 1;",
+            // The line break is inside a string: not a token boundary.
+            "a == \"xxxxxxxxxxxxxx\nyy\";",
+            // ... where the rest, read from the line start, would lex too (a comment there).
+            "a == \"xxxxxxxxxxxxxxxxxxxxxxxx\nzz # \"\n;",
+            // The line break ends a comment that holds a quote and a bracket.
+            "# comment \" ( xxxxxxxxxxxx\nb;",
+            // Nesting within bounds across the halves, and beyond them.
+            &format!("{}\n{}", "(".repeat(200), "(".repeat(50)),
+            &format!("{}\n{}", "(".repeat(200), "(".repeat(100)),
+            // A lexical error in either half.
+            "a == \"b\" ?????????????\nc;",
+            "a == \"b\";;;;;;;;;;;;;;\nc ?;",
+        ] {
+            let src = centred(x);
+            assert_eq!(
+                tokens(lex_parallel(&src, Mode::Conditions)),
+                tokens(lex(&src, Mode::Conditions)),
+                "{x:?}"
+            );
+        }
+    }
 
     /// The lexer's own nesting check gives exactly what running [`precheck`] first gave.
     #[test]

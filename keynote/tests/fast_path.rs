@@ -158,6 +158,14 @@ fn parallel_conditions_same_as_one_thread() {
         "a == \"b\"; )",
         "a == \"b\" -> { c == \"d\";",
         "a == \"b\";\r",
+        // Where the text is also lexed in two halves (from a line start after the middle):
+        // line breaks inside strings and comments, a `-` opening a line after an operand,
+        // deep brackets, too-deep brackets.
+        "a == \"x\ny\nz\" -> \"v\nw\";",
+        "# a comment ; \" (\na == \"b\"; # another\n",
+        "@n\n- 1\n> 0;\n-1\n< @n;",
+        &format!("{}a == \"b\"{};", "(".repeat(200), ")".repeat(200)),
+        &format!("{}a == \"b\"\n{};", "(\n".repeat(300), ")".repeat(300)),
     ] {
         split_same(src);
     }

@@ -279,8 +279,8 @@ impl Drop for CountDownOnDrop<'_> {
 }
 
 /// `f(state, i)` for every `i` in `order` (indices `0..order.len()`), on one thread per element
-/// of `states` (each thread owns one), the threads taking jobs from a shared counter; results
-/// in index order.
+/// of `states` (each thread owns one; the calling thread is one of them), the threads taking
+/// jobs from a shared counter; results in index order.
 ///
 /// The threads first run every one of `prelude` (split between them, counting `checked` down
 /// as each finishes), then take the jobs. A job that needs the prelude's results waits for
@@ -298,34 +298,34 @@ fn par_jobs<S: Send, T: Send>(
 ) -> Vec<T> {
     let next = AtomicUsize::new(0);
     let (next, f) = (&next, &f);
+    let worker = move |mut state: S| {
+        let mut done = Vec::new();
+        loop {
+            let job = next.fetch_add(1, Ordering::Relaxed);
+            if let Some(check) = prelude.get(job) {
+                // Counted down even if the check panics: the other threads must not wait
+                // forever for it (the panic is re-raised at the join).
+                let _done = CountDownOnDrop(checked);
+                check.run();
+                continue;
+            }
+            let Some(&i) = order.get(job - prelude.len()) else {
+                break;
+            };
+            done.push((i, f(&mut state, i)));
+        }
+        done
+    };
     let mut all: Vec<(usize, T)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = states
-            .into_iter()
-            .map(|mut state| {
-                scope.spawn(move || {
-                    let mut done = Vec::new();
-                    loop {
-                        let job = next.fetch_add(1, Ordering::Relaxed);
-                        if let Some(check) = prelude.get(job) {
-                            // Counted down even if the check panics: the other threads must not
-                            // wait forever for it (the panic is re-raised at the join).
-                            let _done = CountDownOnDrop(checked);
-                            check.run();
-                            continue;
-                        }
-                        let Some(&i) = order.get(job - prelude.len()) else {
-                            break;
-                        };
-                        done.push((i, f(&mut state, i)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+        // The calling thread is one of the workers: one thread fewer to start and stop.
+        let mut states = states.into_iter();
+        let first = states.next();
+        let handles: Vec<_> = states.map(|s| scope.spawn(move || worker(s))).collect();
+        let mut all = first.map(worker).unwrap_or_default();
+        for h in handles {
+            all.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        all
     });
     all.sort_by_key(|(i, _)| *i);
     all.into_iter().map(|(_, r)| r).collect()

@@ -650,17 +650,10 @@ fn build_clause_parallel(c: &ClauseShape, cx: &Cx<'_>, threads: usize) -> Result
             }
         }
     }
-    let test = match lhs {
-        Some(Val::Bool(b)) => b,
-        _ => {
-            return Err(ExprError::new(
-                ExprErrorKind::Type("a clause test must be a test"),
-                cx.bytes(c.test.start, c.test.end),
-            ));
-        }
-    };
-    let value = build_value(c, cx)?;
-    Ok(Clause { test, value })
+    match lhs {
+        Some(test) => clause_of(test, c, cx),
+        None => build_clause(c, cx),
+    }
 }
 
 /// Parse a Licensees field value (RFC 2704 4.6.4); `None` when it is empty.
@@ -893,7 +886,12 @@ fn build_conditions(shape: &[ClauseShape], cx: &Cx<'_>) -> Result<Conditions> {
 }
 
 fn build_clause(c: &ClauseShape, cx: &Cx<'_>) -> Result<Clause> {
-    let test = match expr(c.test.clone(), cx)? {
+    clause_of(expr(c.test.clone(), cx)?, c, cx)
+}
+
+/// The clause of test `test` (which must be a test) and the value of shape `c`.
+fn clause_of(test: Val, c: &ClauseShape, cx: &Cx<'_>) -> Result<Clause> {
+    let test = match test {
         Val::Bool(b) => b,
         _ => {
             return Err(ExprError::new(

@@ -1085,6 +1085,18 @@ pub async fn fetch_ref(
     let q = conn
         .want_pack_quarantined(store, &[ctx.new], limits)
         .await?;
+    move_in(q, &ctx, decision, conn, before).await
+}
+
+/// Accepted: move the quarantined objects in and compare-and-swap the ref (off the async
+/// threads: both touch the disk).
+async fn move_in(
+    q: crate::store::Quarantined,
+    ctx: &RefUpdateCtx,
+    decision: GateDecision,
+    conn: &Connection,
+    before: Traffic,
+) -> Result<FetchOutcome, TransferError> {
     let (name, old, new) = (ctx.ref_name.clone(), ctx.old, ctx.new);
     let objects = q.objects;
     tokio::task::spawn_blocking(move || q.commit(&name, old, new))
@@ -1095,7 +1107,7 @@ pub async fn fetch_ref(
         decision,
         updated: true,
         pack_objects: objects,
-        traffic: delta(conn),
+        traffic: conn.traffic.since(before),
         stale: false,
     })
 }
@@ -1132,18 +1144,7 @@ async fn fetch_commit(
             stale: false,
         });
     }
-    let (name, old, new) = (ctx.ref_name.clone(), ctx.old, ctx.new);
-    tokio::task::spawn_blocking(move || q.commit(&name, old, new))
-        .await
-        .map_err(|e| TransferError::Join(e.to_string()))??;
-    info!(repo = %ctx.repo, r#ref = %ctx.ref_name, new = %ctx.new, objects, "ref updated");
-    Ok(FetchOutcome {
-        decision,
-        updated: true,
-        pack_objects: objects,
-        traffic: conn.traffic.since(before),
-        stale: false,
-    })
+    move_in(q, &ctx, decision, conn, before).await
 }
 
 #[cfg(test)]

@@ -280,7 +280,11 @@ impl Assertion {
             let mut j = colon;
             let mut end_of_assertion = false;
             let te = loop {
-                j += 1;
+                // Straight to the next line break (a Conditions field can be 400 KB long).
+                match b.get(j + 1..).and_then(|rest| memchr::memchr(b'\n', rest)) {
+                    Some(p) => j += 1 + p,
+                    None => j = len,
+                }
                 if j >= len {
                     end_of_assertion = true;
                     break len;

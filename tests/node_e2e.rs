@@ -267,6 +267,96 @@ fn tags(w: &World, repo: &Path) -> String {
     )
 }
 
+/// Push `spec` from the work repository to the published bare one.
+fn push(w: &World, work: &Path, bare: &Path, spec: &str) {
+    w.git(work, &["push", "-q", bare.to_str().unwrap(), spec]);
+}
+
+/// `gt node share` of the bare repository on node "a" under `name`; returns its output.
+fn share(w: &World, bare: &Path, name: &str) -> String {
+    gt_node(w, &["share", bare.to_str().unwrap(), "--name", name], "a")
+}
+
+/// The context printed when a wait on node `name` times out: its log and its status.
+fn ctx(w: &World, p: &Proc, name: &str) -> String {
+    format!("{}\n{}", p.log(), status(w, name))
+}
+
+/// Wait (bounded) until the tags of `repo` (kept by node `name`, process `p`) hold `oid`.
+fn wait_tag(w: &World, p: &Proc, name: &str, repo: &Path, oid: &str, what: &str) {
+    wait_for(
+        what,
+        || tags(w, repo).contains(oid).then_some(()),
+        || ctx(w, p, name),
+    );
+}
+
+/// `git clone [extra] gittorrent://{id} dest` through the `git-remote-gittorrent` binary, on
+/// the testnet `boot`, deciding with `policy` and the test keyring; asserts that it succeeds.
+fn clone_gittorrent(
+    w: &World,
+    extra: &[&str],
+    id: &str,
+    dest: &Path,
+    boot: &[String],
+    policy: &Path,
+) {
+    let helper = PathBuf::from(env!("CARGO_BIN_EXE_git-remote-gittorrent"));
+    let path = format!(
+        "{}:{}",
+        helper.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = w
+        .cmd("git")
+        .args(["clone", "-q"])
+        .args(extra)
+        .arg(format!("gittorrent://{id}"))
+        .arg(dest)
+        .env("PATH", &path)
+        .env("GT_BOOTSTRAP", boot.join(","))
+        .env("GT_POLICY", policy)
+        .env("GT_KEYRING", common::testkeys())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git clone: {}", stderr(&out));
+}
+
+/// The start most tests share: a loopback testnet of four nodes, the published repository
+/// with a maintainer-signed v1 pushed, and node "a" (the shipped policy) sharing it as "proj".
+/// Fields drop in order: node "a" goes before the testnet.
+struct SharedV1 {
+    a: Proc,
+    tn: Proc,
+    boot: Vec<String>,
+    bare: PathBuf,
+    head: String,
+    v1: String,
+    publisher: String,
+    id: String,
+}
+
+fn shared_v1(w: &World) -> SharedV1 {
+    let (tn, boot) = testnet(w, 4);
+    let (work, bare, head) = published(w);
+    let v1 = w.signed_tag(&work, "v1", &head, &["ed25519"]);
+    push(w, &work, &bare, "refs/tags/v1");
+    let a = node(w, "a", &propagate_policy(), &boot);
+    share(w, &bare, "proj");
+    let publisher = key(w, "a");
+    let id = format!("{publisher}/proj");
+    SharedV1 {
+        a,
+        tn,
+        boot,
+        bare,
+        head,
+        v1,
+        publisher,
+        id,
+    }
+}
+
 #[test]
 fn signed_tags_spread_by_policy_and_under_signed_ones_cost_only_the_tag() {
     let w = World::new(&["ed25519", "rsa2048"]);
@@ -278,15 +368,8 @@ fn signed_tags_spread_by_policy_and_under_signed_ones_cost_only_the_tag() {
     let accept = accept_policy(&w);
 
     let mut a = node(&w, "a", &propagate, &boot);
-    w.git(
-        &work,
-        &["push", "-q", bare.to_str().unwrap(), "refs/tags/bad"],
-    );
-    let shared = gt_node(
-        &w,
-        &["share", bare.to_str().unwrap(), "--name", "proj"],
-        "a",
-    );
+    push(&w, &work, &bare, "refs/tags/bad");
+    let shared = share(&w, &bare, "proj");
     assert!(shared.contains("/proj (seq"), "{shared}");
     let id = format!("{}/proj", key(&w, "a"));
 
@@ -297,7 +380,7 @@ fn signed_tags_spread_by_policy_and_under_signed_ones_cost_only_the_tag() {
     wait_for(
         "B to reject refs/tags/bad",
         || (outcome(&w, "b", &id, "refs/tags/bad")? == "reject").then_some(()),
-        || format!("{}\n{}", b.log(), status(&w, "b")),
+        || ctx(&w, &b, "b"),
     );
     let fb = followed(&w, "b", &id).unwrap();
     let bytes_in = fb["bytes_in"].as_u64().unwrap();
@@ -314,21 +397,10 @@ fn signed_tags_spread_by_policy_and_under_signed_ones_cost_only_the_tag() {
 
     // (1) A signed tag as the policy demands: shared on A, it reaches B.
     let v1 = w.signed_tag(&work, "v1", &head, &["ed25519"]);
-    w.git(
-        &work,
-        &["push", "-q", bare.to_str().unwrap(), "refs/tags/v1"],
-    );
-    gt_node(
-        &w,
-        &["share", bare.to_str().unwrap(), "--name", "proj"],
-        "a",
-    );
+    push(&w, &work, &bare, "refs/tags/v1");
+    share(&w, &bare, "proj");
     let b_repo = repo_of(&w, "b", &id);
-    wait_for(
-        "v1 on B",
-        || tags(&w, &b_repo).contains(&v1).then_some(()),
-        || format!("{}\n{}", b.log(), status(&w, "b")),
-    );
+    wait_tag(&w, &b, "b", &b_repo, &v1, "v1 on B");
     assert_eq!(tags(&w, &b_repo), format!("refs/tags/v1 {v1}"));
     fsck(&w, &b_repo);
     wait_outcome(&w, "b", &id, "refs/tags/v1", "propagate");
@@ -339,11 +411,7 @@ fn signed_tags_spread_by_policy_and_under_signed_ones_cost_only_the_tag() {
     let mut c = node(&w, "c", &propagate, &boot);
     gt_node(&w, &["follow", &id], "c");
     let c_repo = repo_of(&w, "c", &id);
-    wait_for(
-        "v1 on C (A is down)",
-        || tags(&w, &c_repo).contains(&v1).then_some(()),
-        || format!("{}\n{}", c.log(), status(&w, "c")),
-    );
+    wait_tag(&w, &c, "c", &c_repo, &v1, "v1 on C (A is down)");
     assert_eq!(tags(&w, &c_repo), format!("refs/tags/v1 {v1}"));
     fsck(&w, &c_repo);
     // C could not even get `bad`: B never serves what it rejected, and A is down.
@@ -391,24 +459,8 @@ fn signed_tags_spread_by_policy_and_under_signed_ones_cost_only_the_tag() {
 
     // (6) git clone gittorrent://… through the remote helper equals a direct clone for the
     // accepted tag: same ref value, same objects behind it, fsck clean; `bad` is not listed.
-    let helper = PathBuf::from(env!("CARGO_BIN_EXE_git-remote-gittorrent"));
-    let path = format!(
-        "{}:{}",
-        helper.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let clone = w.path("clone");
-    let out = w
-        .cmd("git")
-        .args(["clone", "-q", &format!("gittorrent://{id}")])
-        .arg(&clone)
-        .env("PATH", &path)
-        .env("GT_BOOTSTRAP", boot.join(","))
-        .env("GT_POLICY", propagate_policy())
-        .env("GT_KEYRING", common::testkeys())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git clone: {}", stderr(&out));
+    clone_gittorrent(&w, &[], &id, &clone, &boot, &propagate_policy());
     let direct = w.path("direct");
     w.git(
         w.tmp.path(),
@@ -431,11 +483,7 @@ fn signed_tags_spread_by_policy_and_under_signed_ones_cost_only_the_tag() {
     let mut d = node(&w, "d", &accept, &boot);
     gt_node(&w, &["follow", &id], "d");
     let d_repo = repo_of(&w, "d", &id);
-    wait_for(
-        "v1 on D",
-        || tags(&w, &d_repo).contains(&v1).then_some(()),
-        || format!("{}\n{}", d.log(), status(&w, "d")),
-    );
+    wait_tag(&w, &d, "d", &d_repo, &v1, "v1 on D");
     wait_outcome(&w, "d", &id, "refs/tags/v1", "accept");
     let fd = followed(&w, "d", &id).unwrap();
     assert_eq!(fd["propagated"], 0);
@@ -451,7 +499,7 @@ fn signed_tags_spread_by_policy_and_under_signed_ones_cost_only_the_tag() {
     wait_for(
         "E to fail to find a server for v1",
         || (outcome(&w, "e", &id, "refs/tags/v1")? == "failed").then_some(()),
-        || format!("{}\n{}", e.log(), status(&w, "e")),
+        || ctx(&w, &e, "e"),
     );
     assert_eq!(tags(&w, &repo_of(&w, "e", &id)), "");
     assert!(d.running() && e.running());
@@ -479,22 +527,16 @@ fn unhex32(s: &str) -> [u8; 32] {
 fn hostile_peers_and_unknown_publishers_change_nothing() {
     use std::io::{Read as _, Write as _};
     let w = World::new(&["ed25519"]);
-    let (_tn, boot) = testnet(&w, 4);
-    let (work, bare, head) = published(&w);
-    let v1 = w.signed_tag(&work, "v1", &head, &["ed25519"]);
-    w.git(
-        &work,
-        &["push", "-q", bare.to_str().unwrap(), "refs/tags/v1"],
-    );
+    let SharedV1 {
+        mut a,
+        tn: _tn,
+        boot,
+        v1,
+        publisher,
+        id,
+        ..
+    } = shared_v1(&w);
     let policy = propagate_policy();
-    let mut a = node(&w, "a", &policy, &boot);
-    gt_node(
-        &w,
-        &["share", bare.to_str().unwrap(), "--name", "proj"],
-        "a",
-    );
-    let publisher = key(&w, "a");
-    let id = format!("{publisher}/proj");
     // A goes away; its item stays in the DHT.
     a.kill();
 
@@ -543,7 +585,7 @@ fn hostile_peers_and_unknown_publishers_change_nothing() {
     wait_for(
         "F to try the hostile peer three times",
         || (hits.load(std::sync::atomic::Ordering::SeqCst) >= 3).then_some(()),
-        || format!("{}\n{}", f.log(), status(&w, "f")),
+        || ctx(&w, &f, "f"),
     );
     wait_outcome(&w, "f", &id, "refs/tags/v1", "failed");
     let log = f.log();
@@ -555,7 +597,7 @@ fn hostile_peers_and_unknown_publishers_change_nothing() {
     wait_for(
         "F to log that the unknown publisher has no item",
         || f.log().contains(&no_item).then_some(()),
-        || format!("{}\n{}", f.log(), status(&w, "f")),
+        || ctx(&w, &f, "f"),
     );
     let ghost = followed(&w, "f", &format!("{unknown}/ghost")).unwrap();
     assert!(ghost["last_seq"].is_null() && ghost["refs"] == serde_json::json!({}));
@@ -563,11 +605,7 @@ fn hostile_peers_and_unknown_publishers_change_nothing() {
     // The honest node comes back (same key, publishes at start): F gets the tag.
     let _a = node(&w, "a", &policy, &boot);
     let f_repo = repo_of(&w, "f", &id);
-    wait_for(
-        "v1 on F",
-        || tags(&w, &f_repo).contains(&v1).then_some(()),
-        || format!("{}\n{}", f.log(), status(&w, "f")),
-    );
+    wait_tag(&w, &f, "f", &f_repo, &v1, "v1 on F");
     fsck(&w, &f_repo);
     assert!(f.running());
     drop(announcer);
@@ -600,14 +638,11 @@ fn follower_killed_mid_fetch_finishes_after_restart() {
         let oid = w.signed_tag(&work, &name, &head, &["ed25519"]);
         want.push(format!("refs/tags/{name} {oid}"));
     }
-    w.git(
-        &work,
-        &["push", "-q", bare.to_str().unwrap(), "refs/tags/*"],
-    );
+    push(&w, &work, &bare, "refs/tags/*");
     let want = want.join("\n");
     let policy = propagate_policy();
     let _a = node(&w, "a", &policy, &boot);
-    gt_node(&w, &["share", bare.to_str().unwrap(), "--name", "big"], "a");
+    share(&w, &bare, "big");
     let id = format!("{}/big", key(&w, "a"));
 
     let mut f = node(&w, "f", &policy, &boot);
@@ -655,7 +690,7 @@ fn follower_killed_mid_fetch_finishes_after_restart() {
     wait_for(
         "every tag on F after the restart",
         || (tags(&w, &f_repo) == want).then_some(()),
-        || format!("{}\n{}", f.log(), status(&w, "f")),
+        || ctx(&w, &f, "f"),
     );
     fsck(&w, &f_repo);
     let left = std::fs::read_dir(&quarantine).map_or(0, |d| d.count());
@@ -676,32 +711,23 @@ fn follower_killed_mid_fetch_finishes_after_restart() {
 #[test]
 fn stale_item_with_the_publisher_key_changes_nothing() {
     let w = World::new(&["ed25519"]);
-    let (_tn, boot) = testnet(&w, 4);
-    let (work, bare, head) = published(&w);
-    let v1 = w.signed_tag(&work, "v1", &head, &["ed25519"]);
-    w.git(
-        &work,
-        &["push", "-q", bare.to_str().unwrap(), "refs/tags/v1"],
-    );
+    let SharedV1 {
+        a: _a,
+        tn: _tn,
+        boot,
+        head,
+        v1,
+        publisher,
+        id,
+        ..
+    } = shared_v1(&w);
     let policy = propagate_policy();
-    let _a = node(&w, "a", &policy, &boot);
-    gt_node(
-        &w,
-        &["share", bare.to_str().unwrap(), "--name", "proj"],
-        "a",
-    );
-    let publisher = key(&w, "a");
-    let id = format!("{publisher}/proj");
     let mut f = node(&w, "f", &policy, &boot);
     let unknown = "cd".repeat(32);
     gt_node(&w, &["follow", &format!("{unknown}/ghost")], "f");
     gt_node(&w, &["follow", &id], "f");
     let f_repo = repo_of(&w, "f", &id);
-    wait_for(
-        "v1 on F",
-        || tags(&w, &f_repo).contains(&v1).then_some(()),
-        || format!("{}\n{}", f.log(), status(&w, "f")),
-    );
+    wait_tag(&w, &f, "f", &f_repo, &v1, "v1 on F");
     let seq = wait_for(
         "F to record the seq it acted on",
         || followed(&w, "f", &id)?["last_seq"].as_i64(),
@@ -940,30 +966,22 @@ fn acted_item(w: &World, name: &str, id: &str) -> (i64, Vec<u8>, Vec<u8>) {
 #[test]
 fn hostile_dht_answers_stale_and_forged_items_change_nothing() {
     let w = World::new(&["ed25519"]);
-    let (_tn, boot) = testnet(&w, 4);
-    let (work, bare, head) = published(&w);
-    let v1 = w.signed_tag(&work, "v1", &head, &["ed25519"]);
-    w.git(
-        &work,
-        &["push", "-q", bare.to_str().unwrap(), "refs/tags/v1"],
-    );
+    let SharedV1 {
+        a: _a,
+        tn: _tn,
+        boot,
+        bare,
+        head,
+        v1,
+        publisher,
+        id,
+        ..
+    } = shared_v1(&w);
     let policy = propagate_policy();
-    let _a = node(&w, "a", &policy, &boot);
-    gt_node(
-        &w,
-        &["share", bare.to_str().unwrap(), "--name", "proj"],
-        "a",
-    );
-    let publisher = key(&w, "a");
-    let id = format!("{publisher}/proj");
     let mut f = node(&w, "f", &policy, &boot);
     gt_node(&w, &["follow", &id], "f");
     let f_repo = repo_of(&w, "f", &id);
-    wait_for(
-        "v1 on F",
-        || tags(&w, &f_repo).contains(&v1).then_some(()),
-        || format!("{}\n{}", f.log(), status(&w, "f")),
-    );
+    wait_tag(&w, &f, "f", &f_repo, &v1, "v1 on F");
     let s0 = wait_for(
         "F to record its item",
         || {
@@ -976,11 +994,7 @@ fn hostile_dht_answers_stale_and_forged_items_change_nothing() {
     );
     let (_, old_value, old_sig) = acted_item(&w, "f", &id);
     // The publisher shares again (next seq, same refs); F acts on it.
-    gt_node(
-        &w,
-        &["share", bare.to_str().unwrap(), "--name", "proj"],
-        "a",
-    );
+    share(&w, &bare, "proj");
     let s = wait_for(
         "F to act on the newer item",
         || {
@@ -988,7 +1002,7 @@ fn hostile_dht_answers_stale_and_forged_items_change_nothing() {
                 .as_i64()
                 .filter(|s| *s > s0)
         },
-        || format!("{}\n{}", f.log(), status(&w, "f")),
+        || ctx(&w, &f, "f"),
     );
     let (s_check, _, sig) = acted_item(&w, "f", &id);
     assert_eq!(s_check, s);
@@ -1029,7 +1043,7 @@ fn hostile_dht_answers_stale_and_forged_items_change_nothing() {
     wait_for(
         "F to log the stale and the forged answer",
         || (f.log().contains(&stale_line) && f.log().contains(&forged_line)).then_some(()),
-        || format!("{}\n{}", f.log(), status(&w, "f")),
+        || ctx(&w, &f, "f"),
     );
     assert!(gets.load(std::sync::atomic::Ordering::SeqCst) >= 2);
     assert_eq!(tags(&w, &f_repo), refs_before);
@@ -1051,26 +1065,20 @@ fn hostile_dht_answers_stale_and_forged_items_change_nothing() {
 #[test]
 fn rejection_is_redecided_when_the_policy_changes() {
     let w = World::new(&["ed25519"]);
-    let (_tn, boot) = testnet(&w, 4);
-    let (work, bare, head) = published(&w);
-    let v1 = w.signed_tag(&work, "v1", &head, &["ed25519"]);
-    w.git(
-        &work,
-        &["push", "-q", bare.to_str().unwrap(), "refs/tags/v1"],
-    );
+    let SharedV1 {
+        a: _a,
+        tn: _tn,
+        boot,
+        v1,
+        id,
+        ..
+    } = shared_v1(&w);
     let shipped = std::fs::read_to_string(propagate_policy()).unwrap();
     let branches_only = shipped.replace("ref_kind == \"tag\"", "ref_kind == \"branch\"");
     assert_ne!(branches_only, shipped);
     let f_policy = w.path("f-policy.kn");
     std::fs::write(&f_policy, &branches_only).unwrap();
 
-    let _a = node(&w, "a", &propagate_policy(), &boot);
-    gt_node(
-        &w,
-        &["share", bare.to_str().unwrap(), "--name", "proj"],
-        "a",
-    );
-    let id = format!("{}/proj", key(&w, "a"));
     let mut f = node(&w, "f", &f_policy, &boot);
     gt_node(&w, &["follow", &id], "f");
     wait_outcome(&w, "f", &id, "refs/tags/v1", "reject");
@@ -1087,11 +1095,7 @@ fn rejection_is_redecided_when_the_policy_changes() {
     let tmp = w.path("f-policy.kn.new");
     std::fs::write(&tmp, &shipped).unwrap();
     std::fs::rename(&tmp, &f_policy).unwrap();
-    wait_for(
-        "v1 on F after the policy change",
-        || tags(&w, &f_repo).contains(&v1).then_some(()),
-        || format!("{}\n{}", f.log(), status(&w, "f")),
-    );
+    wait_tag(&w, &f, "f", &f_repo, &v1, "v1 on F after the policy change");
     assert_eq!(tags(&w, &f_repo), format!("refs/tags/v1 {v1}"));
     fsck(&w, &f_repo);
     wait_outcome(&w, "f", &id, "refs/tags/v1", "propagate");
@@ -1119,17 +1123,10 @@ fn publisher_deletions_are_decided_by_each_follower_policy() {
     let (work, bare, head) = published(&w);
     let v1 = w.signed_tag(&work, "v1", &head, &["ed25519"]);
     let v2 = w.signed_tag(&work, "v2", &head, &["ed25519"]);
-    w.git(
-        &work,
-        &["push", "-q", bare.to_str().unwrap(), "refs/tags/*"],
-    );
+    push(&w, &work, &bare, "refs/tags/*");
     let shipped = propagate_policy();
     let _a = node(&w, "a", &shipped, &boot);
-    gt_node(
-        &w,
-        &["share", bare.to_str().unwrap(), "--name", "proj"],
-        "a",
-    );
+    share(&w, &bare, "proj");
     let publisher = key(&w, "a");
     let id = format!("{publisher}/proj");
     let deletable = w.path("deletable.kn");
@@ -1161,16 +1158,12 @@ fn publisher_deletions_are_decided_by_each_follower_policy() {
 
     // The publisher deletes v2 and shares again.
     w.git(&bare, &["update-ref", "-d", "refs/tags/v2"]);
-    gt_node(
-        &w,
-        &["share", bare.to_str().unwrap(), "--name", "proj"],
-        "a",
-    );
+    share(&w, &bare, "proj");
     let zero = "0".repeat(40);
     wait_for(
         "F to delete v2",
         || (tags(&w, &f_repo) == format!("refs/tags/v1 {v1}")).then_some(()),
-        || format!("{}\n{}", f.log(), status(&w, "f")),
+        || ctx(&w, &f, "f"),
     );
     wait_outcome(&w, "f", &id, "refs/tags/v2", "accept");
     assert!(
@@ -1231,14 +1224,7 @@ fn branch_updates_are_decided_with_their_history() {
     };
     push(false);
     let _a = node(&w, "a", &propagate_policy(), &boot);
-    let share = || {
-        gt_node(
-            &w,
-            &["share", bare.to_str().unwrap(), "--name", "proj"],
-            "a",
-        )
-    };
-    share();
+    share(&w, &bare, "proj");
     let publisher = key(&w, "a");
     let id = format!("{publisher}/proj");
     let policy = w.path("branches.kn");
@@ -1263,7 +1249,7 @@ fn branch_updates_are_decided_with_their_history() {
     wait_for(
         "main created on F",
         || (main() == c1).then_some(()),
-        || format!("{}\n{}", f.log(), status(&w, "f")),
+        || ctx(&w, &f, "f"),
     );
     fsck(&w, &f_repo);
 
@@ -1273,34 +1259,18 @@ fn branch_updates_are_decided_with_their_history() {
     w.git(&work, &["commit", "-q", "-m", "next"]);
     let c2 = w.git(&work, &["rev-parse", "HEAD"]);
     push(false);
-    share();
+    share(&w, &bare, "proj");
     wait_for(
         "main fast-forwarded on F",
         || (main() == c2).then_some(()),
-        || format!("{}\n{}", f.log(), status(&w, "f")),
+        || ctx(&w, &f, "f"),
     );
     wait_outcome(&w, "f", &id, "refs/heads/main", "accept");
     fsck(&w, &f_repo);
 
     // `git clone gittorrent://…` takes the branch through the same decision.
-    let helper = PathBuf::from(env!("CARGO_BIN_EXE_git-remote-gittorrent"));
-    let path = format!(
-        "{}:{}",
-        helper.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let clone = w.path("clone.git");
-    let out = w
-        .cmd("git")
-        .args(["clone", "-q", "--bare", &format!("gittorrent://{id}")])
-        .arg(&clone)
-        .env("PATH", &path)
-        .env("GT_BOOTSTRAP", boot.join(","))
-        .env("GT_POLICY", &policy)
-        .env("GT_KEYRING", common::testkeys())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git clone: {}", stderr(&out));
+    clone_gittorrent(&w, &["--bare"], &id, &clone, &boot, &policy);
     assert_eq!(w.git(&clone, &["rev-parse", "refs/heads/main"]), c2);
     fsck(&w, &clone);
 
@@ -1310,7 +1280,7 @@ fn branch_updates_are_decided_with_their_history() {
     w.git(&work, &["add", "."]);
     w.git(&work, &["commit", "-q", "-m", "rewritten"]);
     push(true);
-    share();
+    share(&w, &bare, "proj");
     wait_outcome(&w, "f", &id, "refs/heads/main", "reject");
     assert_eq!(main(), c2);
     assert!(
@@ -1325,14 +1295,14 @@ fn branch_updates_are_decided_with_their_history() {
     // A move back to c1 (already in main's history here) is stale: logged, nothing fetched.
     w.git(&work, &["reset", "-q", "--hard", &c1]);
     push(true);
-    share();
+    share(&w, &bare, "proj");
     let line = format!(
         "ignoring a stale announcement of refs/heads/main in {id}: stale: {c1} is already in the history of {c2}"
     );
     wait_for(
         "F to log the stale branch announcement",
         || f.log().contains(&line).then_some(()),
-        || format!("{}\n{}", f.log(), status(&w, "f")),
+        || ctx(&w, &f, "f"),
     );
     wait_outcome(&w, "f", &id, "refs/heads/main", "stale");
     assert_eq!(main(), c2);

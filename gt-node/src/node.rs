@@ -378,6 +378,15 @@ pub fn parse_repo_ref(s: &str) -> Result<([u8; 32], String), NodeError> {
     Ok((key, name.to_owned()))
 }
 
+/// The [`RefReport::outcome`] word for a gate verdict.
+fn verdict_outcome(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Reject => "reject",
+        Verdict::Accept => "accept",
+        Verdict::Propagate => "propagate",
+    }
+}
+
 /// What one poll of a followed repository did, per ref.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefReport {
@@ -719,6 +728,18 @@ impl Node {
         let mut undecided = Vec::new();
         let zero = ObjectId::null(gix::hash::Kind::Sha1);
         let zero_hex = zero.to_string();
+        // Updates and deletions are decided in the same context but for the ref and its values.
+        let update_ctx = |ref_name: &str, old: Option<ObjectId>, new: ObjectId| RefUpdateCtx {
+            repo: name.to_owned(),
+            publisher: *publisher,
+            served_by: [0; 32],
+            ref_name: ref_name.to_owned(),
+            old,
+            new,
+            new_kind: Kind::Commit,
+            seq: item.seq(),
+            now,
+        };
         for (ref_name, new) in &refs {
             let old = local.get(ref_name).copied();
             let report = |outcome: &str, detail: String| RefReport {
@@ -738,17 +759,7 @@ impl Node {
                 reports.push(report("skipped", "rejected before".into()));
                 continue;
             }
-            let ctx = RefUpdateCtx {
-                repo: name.to_owned(),
-                publisher: *publisher,
-                served_by: [0; 32],
-                ref_name: ref_name.clone(),
-                old,
-                new: *new,
-                new_kind: Kind::Commit,
-                seq: item.seq(),
-                now,
-            };
+            let ctx = update_ctx(ref_name, old, *new);
             match self
                 .fetch_from_peers(&peers, publisher, name, &repo, ctx, &mut cached)
                 .await
@@ -774,12 +785,7 @@ impl Node {
                             f.propagated.insert(ref_name.clone(), oid);
                         }
                     }
-                    let outcome = match verdict {
-                        Verdict::Reject => "reject",
-                        Verdict::Accept => "accept",
-                        Verdict::Propagate => "propagate",
-                    };
-                    reports.push(report(outcome, out.decision.explanation));
+                    reports.push(report(verdict_outcome(verdict), out.decision.explanation));
                 }
                 Err(e) => {
                     warn!(repo = %id, r#ref = %ref_name, error = %e, "ref update failed");
@@ -806,18 +812,9 @@ impl Node {
                 reports.push(report("skipped", "deletion rejected before".into()));
                 continue;
             }
-            let ctx = RefUpdateCtx {
-                repo: name.to_owned(),
-                publisher: *publisher,
-                served_by: [0; 32],
-                ref_name: ref_name.clone(),
-                old: Some(*old),
-                new: zero,
-                new_kind: Kind::Commit,
-                seq: item.seq(),
-                now,
-            };
-            let decision = self.gate.decide(&ctx, &[]);
+            let decision = self
+                .gate
+                .decide(&update_ctx(ref_name, Some(*old), zero), &[]);
             if decision.verdict == Verdict::Reject {
                 f.rejected.insert(ref_name.clone(), zero_hex.clone());
                 reports.push(report("reject", decision.explanation));
@@ -831,11 +828,11 @@ impl Node {
                 Ok(()) => {
                     info!(repo = %id, r#ref = %ref_name, old = %old, "deleted {ref_name} of {id}: the publisher no longer announces it and the policy allows the deletion");
                     f.rejected.remove(ref_name);
-                    let outcome = match decision.verdict {
-                        Verdict::Propagate => "propagate",
-                        _ => "accept",
-                    };
-                    reports.push(report(outcome, decision.explanation));
+                    // Not a rejection (that `continue`d above): "accept" or "propagate".
+                    reports.push(report(
+                        verdict_outcome(decision.verdict),
+                        decision.explanation,
+                    ));
                 }
                 Err(e) => {
                     warn!(repo = %id, r#ref = %ref_name, error = %e, "ref deletion failed");

@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
@@ -16,23 +17,13 @@ use gt_node::gate::{Gate, GateDecision, RefUpdateCtx, Verdict};
 use gt_node::node::{DataDir, Node, NodeConfig};
 use gt_node::store::Repo;
 
-struct MessageGate;
-
-impl Gate for MessageGate {
-    fn decide(&self, _ctx: &RefUpdateCtx, tag_objects: &[Vec<u8>]) -> GateDecision {
-        let ok = tag_objects.first().is_some_and(|t| {
-            gix::objs::TagRef::from_bytes(t, gix::hash::Kind::Sha1)
-                .is_ok_and(|t| t.message.windows(2).any(|w| w == b"OK"))
-        });
-        if ok {
-            GateDecision::new(Verdict::Propagate, "message says OK")
-        } else {
-            GateDecision::new(Verdict::Reject, "message lacks OK")
-        }
-    }
+async fn node(dir: &Path, bootstrap: &[String]) -> Node {
+    node_with(dir, bootstrap, Arc::new(MessageGate)).await
 }
 
-async fn node(dir: &std::path::Path, bootstrap: &[String]) -> Node {
+/// A node on data directory `dir` deciding with `gate`; a new directory gets a config naming
+/// `bootstrap` (a restarted node keeps its own).
+async fn node_with(dir: &Path, bootstrap: &[String], gate: Arc<dyn Gate>) -> Node {
     let dd = DataDir::new(dir);
     if !dd.config().exists() {
         let cfg = NodeConfig {
@@ -41,16 +32,29 @@ async fn node(dir: &std::path::Path, bootstrap: &[String]) -> Node {
         };
         dd.save_config(&cfg).unwrap();
     }
-    Node::start(dd, Arc::new(MessageGate)).await.unwrap()
+    Node::start(dd, gate).await.unwrap()
+}
+
+/// A temporary directory holding the [`make_source`] repository `src`, and a loopback DHT
+/// testnet of eight nodes.
+async fn source_and_testnet() -> (tempfile::TempDir, PathBuf, mainline::Testnet) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = source_in(tmp.path());
+    let net = gt_node::dht::testnet(8).await.unwrap();
+    (tmp, src, net)
+}
+
+/// Where node data directory `dir` keeps the repository `name` of `publisher` (the layout
+/// spelled out, not asked of the code under test).
+fn followed_repo(dir: &Path, publisher: &[u8; 32], name: &str) -> PathBuf {
+    dir.join("repos")
+        .join(hex::encode(publisher))
+        .join(format!("{name}.git"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn share_follow_propagate_and_restart() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    make_source(&src);
-    let net = gt_node::dht::testnet(8).await.unwrap();
+    let (tmp, src, net) = source_and_testnet().await;
     let now = 1_700_000_000;
 
     let a = node(&tmp.path().join("a"), &net.bootstrap).await;
@@ -73,10 +77,7 @@ async fn share_follow_propagate_and_restart() {
     assert_eq!(outcome("refs/tags/v1"), "reject");
     assert_eq!(outcome("refs/tags/bad"), "reject");
     assert_eq!(outcome("refs/heads/main"), "reject");
-    let b_repo = b_dir
-        .join("repos")
-        .join(hex::encode(publisher))
-        .join("demo.git");
+    let b_repo = followed_repo(&b_dir, &publisher, "demo");
     assert_eq!(rev(&b_repo, "refs/tags/v2"), rev(&src, "refs/tags/v2"));
     let b_refs = Repo::open(&b_repo).unwrap().refs().unwrap();
     assert_eq!(b_refs.keys().collect::<Vec<_>>(), vec!["refs/tags/v2"]);
@@ -137,10 +138,7 @@ async fn share_follow_propagate_and_restart() {
             .any(|r| r.name == "refs/tags/v2" && r.outcome == "propagate"),
         "{reports:?}"
     );
-    let c_repo = c_dir
-        .join("repos")
-        .join(hex::encode(publisher))
-        .join("demo.git");
+    let c_repo = followed_repo(&c_dir, &publisher, "demo");
     assert_eq!(rev(&c_repo, "refs/tags/v2"), rev(&src, "refs/tags/v2"));
     fsck(&c_repo);
 
@@ -159,10 +157,7 @@ async fn share_follow_propagate_and_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_refs_go_through_a_verified_manifest() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    make_source(&src);
+    let (tmp, src, net) = source_and_testnet().await;
     for i in 0..40 {
         git(
             &src,
@@ -175,7 +170,6 @@ async fn many_refs_go_through_a_verified_manifest() {
             ],
         );
     }
-    let net = gt_node::dht::testnet(8).await.unwrap();
     let now = 1_700_000_000;
     let a = node(&tmp.path().join("a"), &net.bootstrap).await;
     let b_dir = tmp.path().join("b");
@@ -195,10 +189,7 @@ async fn many_refs_go_through_a_verified_manifest() {
         reports.iter().filter(|r| r.outcome == "propagate").count(),
         41
     );
-    let b_repo = b_dir
-        .join("repos")
-        .join(hex::encode(publisher))
-        .join("many.git");
+    let b_repo = followed_repo(&b_dir, &publisher, "many");
     assert_eq!(Repo::open(&b_repo).unwrap().refs().unwrap().len(), 41);
     fsck(&b_repo);
 }
@@ -206,11 +197,7 @@ async fn many_refs_go_through_a_verified_manifest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_helper_lists_only_gated_refs_and_fetches_them() {
     use gt_node::remote_helper::{self, HelperConfig};
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    make_source(&src);
-    let net = gt_node::dht::testnet(8).await.unwrap();
+    let (tmp, src, net) = source_and_testnet().await;
     let now = 1_700_000_000;
     let a = node(&tmp.path().join("a"), &net.bootstrap).await;
     a.share(&src, "demo", now).await.unwrap();
@@ -296,11 +283,7 @@ impl Gate for SwitchGate {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejections_are_redecided_after_a_rule_change_even_when_the_first_try_fails() {
     use std::sync::atomic::Ordering;
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    make_source(&src);
-    let net = gt_node::dht::testnet(8).await.unwrap();
+    let (tmp, src, net) = source_and_testnet().await;
     let now = 1_700_000_000;
     let a_dir = tmp.path().join("a");
     let a = node(&a_dir, &net.bootstrap).await;
@@ -309,14 +292,8 @@ async fn rejections_are_redecided_after_a_rule_change_even_when_the_first_try_fa
     let id = gt_node::transfer::repo_id(&publisher, "demo");
 
     let b_dir = tmp.path().join("b");
-    let dd = DataDir::new(&b_dir);
-    dd.save_config(&NodeConfig {
-        bootstrap: net.bootstrap.clone(),
-        ..NodeConfig::default()
-    })
-    .unwrap();
     let gate = Arc::new(SwitchGate { open: false.into() });
-    let b = Node::start(dd, gate.clone()).await.unwrap();
+    let b = node_with(&b_dir, &net.bootstrap, gate.clone()).await;
     b.follow(&publisher, "demo").unwrap();
     let reports = b.poll(&publisher, "demo", now).await.unwrap();
     assert_eq!(reports.len(), 4, "{reports:?}");
@@ -360,10 +337,7 @@ async fn rejections_are_redecided_after_a_rule_change_even_when_the_first_try_fa
         (0, Some("true"))
     );
     assert_eq!(f.last_seq, Some(seq));
-    let b_repo = b_dir
-        .join("repos")
-        .join(hex::encode(publisher))
-        .join("demo.git");
+    let b_repo = followed_repo(&b_dir, &publisher, "demo");
     for r in [
         "refs/tags/v1",
         "refs/tags/v2",

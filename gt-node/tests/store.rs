@@ -5,6 +5,7 @@
 mod common;
 
 use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::PathBuf;
 
 use common::*;
 use gt_node::store::{PackLimits, Repo, StoreError};
@@ -20,14 +21,19 @@ fn pack_bytes(src: &Repo, wants: &[gix::ObjectId], haves: &[gix::ObjectId]) -> (
     (v, p.objects)
 }
 
-#[test]
-fn full_then_incremental_transfer_is_fsck_clean() {
+/// A temporary directory with the [`make_source`] repository (`src`) and a fresh bare one
+/// (`dst.git`): (dir, src path, dst path, src, dst).
+fn source_and_empty() -> (tempfile::TempDir, PathBuf, PathBuf, Repo, Repo) {
     let tmp = tempfile::tempdir().unwrap();
-    let (s, d) = (tmp.path().join("src"), tmp.path().join("dst.git"));
-    std::fs::create_dir_all(&s).unwrap();
-    make_source(&s);
+    let (s, d) = (source_in(tmp.path()), tmp.path().join("dst.git"));
     let src = Repo::open(&s).unwrap();
     let dst = Repo::init_bare(&d).unwrap();
+    (tmp, s, d, src, dst)
+}
+
+#[test]
+fn full_then_incremental_transfer_is_fsck_clean() {
+    let (_tmp, s, d, src, dst) = source_and_empty();
     let (v1, v2) = (rev(&s, "refs/tags/v1"), rev(&s, "refs/tags/v2"));
     assert_eq!(src.refs().unwrap().get("refs/tags/v1"), Some(&v1));
 
@@ -72,12 +78,7 @@ fn full_then_incremental_transfer_is_fsck_clean() {
 
 #[test]
 fn an_incomplete_pack_is_refused_and_leaves_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (s, d) = (tmp.path().join("src"), tmp.path().join("dst.git"));
-    std::fs::create_dir_all(&s).unwrap();
-    make_source(&s);
-    let src = Repo::open(&s).unwrap();
-    let dst = Repo::init_bare(&d).unwrap();
+    let (_tmp, s, d, src, dst) = source_and_empty();
     let (v1, v2) = (rev(&s, "refs/tags/v1"), rev(&s, "refs/tags/v2"));
     // A pack that assumes the receiver has v1, sent to a receiver that has nothing.
     let (pack, _) = pack_bytes(&src, &[v2], &[v1]);
@@ -96,12 +97,7 @@ fn an_incomplete_pack_is_refused_and_leaves_nothing() {
 
 #[test]
 fn a_corrupt_pack_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (s, d) = (tmp.path().join("src"), tmp.path().join("dst.git"));
-    std::fs::create_dir_all(&s).unwrap();
-    make_source(&s);
-    let src = Repo::open(&s).unwrap();
-    let dst = Repo::init_bare(&d).unwrap();
+    let (_tmp, s, d, src, dst) = source_and_empty();
     let v1 = rev(&s, "refs/tags/v1");
     let (pack, _) = pack_bytes(&src, &[v1], &[]);
     for (what, bad) in [
@@ -127,12 +123,7 @@ fn a_corrupt_pack_is_refused() {
 
 #[test]
 fn ref_updates_compare_and_swap() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (s, d) = (tmp.path().join("src"), tmp.path().join("dst.git"));
-    std::fs::create_dir_all(&s).unwrap();
-    make_source(&s);
-    let src = Repo::open(&s).unwrap();
-    let dst = Repo::init_bare(&d).unwrap();
+    let (_tmp, s, d, src, dst) = source_and_empty();
     let (v1, v2) = (rev(&s, "refs/tags/v1"), rev(&s, "refs/tags/v2"));
     let (pack, _) = pack_bytes(&src, &[v2], &[]);
     dst.receive_pack(
@@ -192,12 +183,7 @@ fn ref_updates_compare_and_swap() {
 
 #[test]
 fn limits_and_quarantine_cleanup() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (s, d) = (tmp.path().join("src"), tmp.path().join("dst.git"));
-    std::fs::create_dir_all(&s).unwrap();
-    make_source(&s);
-    let src = Repo::open(&s).unwrap();
-    let dst = Repo::init_bare(&d).unwrap();
+    let (_tmp, s, d, src, dst) = source_and_empty();
     let v2 = rev(&s, "refs/tags/v2");
     let (pack, objects) = pack_bytes(&src, &[v2], &[]);
     // Generation refuses a pack over the limits.

@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,29 +18,14 @@ use common::*;
 use ed25519_dalek::{Signer as _, SigningKey};
 use gix::ObjectId;
 use gix::objs::Kind;
-use gt_node::gate::{Gate, GateDecision, RefUpdateCtx, Verdict};
+use gt_node::gate::{RefUpdateCtx, Verdict};
 use gt_node::store::{PackLimits, Repo};
-use gt_node::transfer::{self, Served, Server, TrafficLog, TransferError};
+use gt_node::transfer::{
+    self, Connection, FetchOutcome, Served, Server, TrafficLog, TransferError,
+};
 use gt_node::wire::{self, Message};
 use serde_bytes::ByteBuf;
 use tokio::net::TcpListener;
-
-/// Test gate: accept (propagate) a tag whose message contains "OK", reject everything else.
-struct MessageGate;
-
-impl Gate for MessageGate {
-    fn decide(&self, _ctx: &RefUpdateCtx, tag_objects: &[Vec<u8>]) -> GateDecision {
-        let ok = tag_objects.first().is_some_and(|t| {
-            gix::objs::TagRef::from_bytes(t, gix::hash::Kind::Sha1)
-                .is_ok_and(|t| t.message.windows(2).any(|w| w == b"OK"))
-        });
-        if ok {
-            GateDecision::new(Verdict::Propagate, "message says OK")
-        } else {
-            GateDecision::new(Verdict::Reject, "message lacks OK")
-        }
-    }
-}
 
 const PUBLISHER_SEED: [u8; 32] = [7; 32];
 
@@ -64,6 +50,15 @@ fn ctx(ref_name: &str, old: Option<ObjectId>, new: ObjectId) -> RefUpdateCtx {
 }
 
 async fn start_server(src: &Path) -> (SocketAddr, Arc<Server>) {
+    start_server_allowing(src, None).await
+}
+
+/// A server of `src` as "demo" on a loopback port; with `allow`, it serves only those objects
+/// (as a follower serves only what it propagates).
+async fn start_server_allowing(
+    src: &Path,
+    allow: Option<Arc<HashSet<ObjectId>>>,
+) -> (SocketAddr, Arc<Server>) {
     let server = Server::new(
         SigningKey::from_bytes(&PUBLISHER_SEED),
         PackLimits::default(),
@@ -75,7 +70,7 @@ async fn start_server(src: &Path) -> (SocketAddr, Arc<Server>) {
         Served {
             repo: Repo::open(src).unwrap(),
             manifest: None,
-            allow: None,
+            allow,
         },
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -84,11 +79,52 @@ async fn start_server(src: &Path) -> (SocketAddr, Arc<Server>) {
     (addr, server)
 }
 
+/// `transfer::connect` to the test publisher's "demo" at `addr`, expecting no node key.
+async fn connect(addr: SocketAddr) -> Connection {
+    transfer::connect(addr, &publisher(), "demo", None)
+        .await
+        .unwrap()
+}
+
+/// `transfer::fetch_ref` of `ctx` into `dst`, decided by [`MessageGate`].
+async fn fetch(
+    conn: &mut Connection,
+    dst: &Repo,
+    ctx: RefUpdateCtx,
+    limits: PackLimits,
+) -> Result<FetchOutcome, TransferError> {
+    transfer::fetch_ref(conn, dst, &MessageGate, ctx, limits).await
+}
+
+/// Connect to the (hostile) server at `addr` and fetch `refs/tags/v2` (`v2`) into `dst`;
+/// the fetch must fail: returns its error.
+async fn fetch_v2_err(
+    addr: SocketAddr,
+    dst: &Repo,
+    v2: ObjectId,
+    limits: PackLimits,
+) -> TransferError {
+    let mut conn = connect(addr).await;
+    fetch(&mut conn, dst, ctx("refs/tags/v2", None, v2), limits)
+        .await
+        .unwrap_err()
+}
+
+/// A hostile server's replies: the right tag object to `WANT_OBJECT`, `rest` (raw bytes) to
+/// every other request (the pack request).
+fn tag_then(tag: Vec<u8>, rest: Vec<u8>) -> impl Fn(&Message) -> Vec<u8> + Send + 'static {
+    move |req| match req {
+        Message::WantObject(_) => frame(&Message::Object(wire::Object {
+            kind: "tag".into(),
+            data: ByteBuf::from(tag.clone()),
+        })),
+        _ => rest.clone(),
+    }
+}
+
 fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let (s, d) = (tmp.path().join("src"), tmp.path().join("dst.git"));
-    std::fs::create_dir_all(&s).unwrap();
-    make_source(&s);
+    let (s, d) = (source_in(tmp.path()), tmp.path().join("dst.git"));
     make_bare(&d);
     (tmp, s, d)
 }
@@ -111,10 +147,9 @@ async fn accepted_tag_is_transferred_and_fsck_clean() {
         .await
         .unwrap();
     assert_eq!(conn.server_key, publisher());
-    let out = transfer::fetch_ref(
+    let out = fetch(
         &mut conn,
         &dst,
-        &MessageGate,
         ctx("refs/tags/v2", None, v2),
         PackLimits::default(),
     )
@@ -126,10 +161,9 @@ async fn accepted_tag_is_transferred_and_fsck_clean() {
     assert_eq!(rev(&d, "refs/tags/v2^{commit}"), rev(&s, "main"));
     fsck(&d);
     // The same update again changes nothing and moves nothing.
-    let again = transfer::fetch_ref(
+    let again = fetch(
         &mut conn,
         &dst,
-        &MessageGate,
         ctx("refs/tags/v2", Some(v2), v2),
         PackLimits::default(),
     )
@@ -177,18 +211,15 @@ async fn rejected_ref_costs_only_the_tag_object() {
         .parse::<u64>()
         .unwrap();
     let before = loose_and_packs(&d);
-    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
-        .await
-        .unwrap();
+    let mut conn = connect(addr).await;
     let hello = conn.traffic;
     eprintln!(
         "HELLO exchange: sent {} B, received {} B",
         hello.bytes_out, hello.bytes_in
     );
-    let out = transfer::fetch_ref(
+    let out = fetch(
         &mut conn,
         &dst,
-        &MessageGate,
         ctx("refs/tags/bad", None, bad),
         PackLimits::default(),
     )
@@ -271,18 +302,7 @@ async fn hostile_peers_change_nothing() {
         }))
     })
     .await;
-    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
-        .await
-        .unwrap();
-    let err = transfer::fetch_ref(
-        &mut conn,
-        &dst,
-        &MessageGate,
-        ctx("refs/tags/v2", None, v2),
-        PackLimits::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = fetch_v2_err(addr, &dst, v2, PackLimits::default()).await;
     assert!(matches!(err, TransferError::ObjectMismatch { .. }), "{err}");
     eprintln!("wrong object: {err}");
 
@@ -293,18 +313,7 @@ async fn hostile_peers_change_nothing() {
         f
     })
     .await;
-    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
-        .await
-        .unwrap();
-    let err = transfer::fetch_ref(
-        &mut conn,
-        &dst,
-        &MessageGate,
-        ctx("refs/tags/v2", None, v2),
-        PackLimits::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = fetch_v2_err(addr, &dst, v2, PackLimits::default()).await;
     assert!(
         matches!(
             err,
@@ -319,128 +328,49 @@ async fn hostile_peers_change_nothing() {
 
     // 3. An oversized pack: the tag is right (and accepted), the announced pack is over our
     //    limit; refused before any pack byte is read.
-    let tag = v2_bytes.clone();
-    let addr = hostile_server(false, move |req| match req {
-        Message::WantObject(_) => frame(&Message::Object(wire::Object {
-            kind: "tag".into(),
-            data: ByteBuf::from(tag.clone()),
-        })),
-        _ => frame(&Message::PackStart(wire::PackStart {
-            bytes: 10_000_000,
-            objects: 3,
-        })),
-    })
-    .await;
+    let pack_start = frame(&Message::PackStart(wire::PackStart {
+        bytes: 10_000_000,
+        objects: 3,
+    }));
+    let addr = hostile_server(false, tag_then(v2_bytes.clone(), pack_start)).await;
     let limits = PackLimits {
         max_bytes: 1_000_000,
         max_objects: 1000,
     };
-    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
-        .await
-        .unwrap();
-    let err = transfer::fetch_ref(
-        &mut conn,
-        &dst,
-        &MessageGate,
-        ctx("refs/tags/v2", None, v2),
-        limits,
-    )
-    .await
-    .unwrap_err();
+    let err = fetch_v2_err(addr, &dst, v2, limits).await;
     assert!(matches!(err, TransferError::PackSize { .. }), "{err}");
     eprintln!("oversized pack: {err}");
 
     // 4. A pack longer than announced.
-    let tag = v2_bytes.clone();
-    let addr = hostile_server(false, move |req| match req {
-        Message::WantObject(_) => frame(&Message::Object(wire::Object {
-            kind: "tag".into(),
-            data: ByteBuf::from(tag.clone()),
-        })),
-        _ => {
-            let mut f = frame(&Message::PackStart(wire::PackStart {
-                bytes: 10,
-                objects: 1,
-            }));
-            f.extend(frame(&Message::PackChunk(wire::PackChunk {
-                data: ByteBuf::from(vec![0u8; 11]),
-            })));
-            f
-        }
-    })
-    .await;
-    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
-        .await
-        .unwrap();
-    let err = transfer::fetch_ref(
-        &mut conn,
-        &dst,
-        &MessageGate,
-        ctx("refs/tags/v2", None, v2),
-        limits,
-    )
-    .await
-    .unwrap_err();
+    let mut long_pack = frame(&Message::PackStart(wire::PackStart {
+        bytes: 10,
+        objects: 1,
+    }));
+    long_pack.extend(frame(&Message::PackChunk(wire::PackChunk {
+        data: ByteBuf::from(vec![0u8; 11]),
+    })));
+    let addr = hostile_server(false, tag_then(v2_bytes.clone(), long_pack)).await;
+    let err = fetch_v2_err(addr, &dst, v2, limits).await;
     assert!(matches!(err, TransferError::PackSize { .. }), "{err}");
 
     // 5. A garbage pack of the announced size: indexing fails, nothing is stored.
-    let tag = v2_bytes.clone();
-    let addr = hostile_server(false, move |req| match req {
-        Message::WantObject(_) => frame(&Message::Object(wire::Object {
-            kind: "tag".into(),
-            data: ByteBuf::from(tag.clone()),
-        })),
-        _ => {
-            let mut f = frame(&Message::PackStart(wire::PackStart {
-                bytes: 64,
-                objects: 1,
-            }));
-            f.extend(frame(&Message::PackChunk(wire::PackChunk {
-                data: ByteBuf::from(b"PACK".repeat(16)),
-            })));
-            f.extend(frame(&Message::PackEnd(wire::PackEnd {})));
-            f
-        }
-    })
-    .await;
-    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
-        .await
-        .unwrap();
-    let err = transfer::fetch_ref(
-        &mut conn,
-        &dst,
-        &MessageGate,
-        ctx("refs/tags/v2", None, v2),
-        limits,
-    )
-    .await
-    .unwrap_err();
+    let mut garbage = frame(&Message::PackStart(wire::PackStart {
+        bytes: 64,
+        objects: 1,
+    }));
+    garbage.extend(frame(&Message::PackChunk(wire::PackChunk {
+        data: ByteBuf::from(b"PACK".repeat(16)),
+    })));
+    garbage.extend(frame(&Message::PackEnd(wire::PackEnd {})));
+    let addr = hostile_server(false, tag_then(v2_bytes.clone(), garbage)).await;
+    let err = fetch_v2_err(addr, &dst, v2, limits).await;
     assert!(matches!(err, TransferError::Store(_)), "{err}");
 
     // 6. A server restricted to some objects (a follower serving only what it propagates)
     //    refuses the others even though it has them.
-    let server = Server::new(
-        SigningKey::from_bytes(&PUBLISHER_SEED),
-        PackLimits::default(),
-        Arc::new(TrafficLog::default()),
-    );
-    let allow: std::collections::HashSet<ObjectId> = [v2].into_iter().collect();
-    let repo = Repo::open(&s).unwrap();
-    server.serve(
-        publisher(),
-        "demo",
-        Served {
-            repo,
-            manifest: None,
-            allow: Some(Arc::new(allow)),
-        },
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(server.clone().run(listener));
-    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
-        .await
-        .unwrap();
+    let allow: HashSet<ObjectId> = [v2].into_iter().collect();
+    let (addr, _server) = start_server_allowing(&s, Some(Arc::new(allow))).await;
+    let mut conn = connect(addr).await;
     assert!(conn.want_object(v2).await.is_ok());
     let v1 = rev(&s, "refs/tags/v1");
     let err = conn.want_object(v1).await.unwrap_err();
@@ -490,19 +420,16 @@ async fn limits_hold_at_their_boundaries() {
     let (addr, _server) = start_server(&s).await;
     let dst = Repo::open(&d).unwrap();
     let top = rev(&s, &format!("refs/tags/chain{}", wire::MAX_TAG_CHAIN - 1));
-    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
-        .await
-        .unwrap();
+    let mut conn = connect(addr).await;
     let (kind, tags) = conn.want_tag_chain(top).await.unwrap();
     assert_eq!((kind, tags.len()), (Kind::Tag, wire::MAX_TAG_CHAIN));
     let too_deep = rev(&s, &format!("refs/tags/chain{}", wire::MAX_TAG_CHAIN));
     let err = conn.want_tag_chain(too_deep).await.unwrap_err();
     assert!(matches!(err, TransferError::BadObject { .. }), "{err}");
     // The accepted chain transfers and is fsck-clean.
-    let out = transfer::fetch_ref(
+    let out = fetch(
         &mut conn,
         &dst,
-        &MessageGate,
         ctx("refs/tags/chain", None, top),
         PackLimits::default(),
     )
@@ -532,9 +459,7 @@ async fn limits_hold_at_their_boundaries() {
         }))
     })
     .await;
-    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
-        .await
-        .unwrap();
+    let mut conn = connect(addr).await;
     let err = conn.want_object(v2).await.unwrap_err();
     assert!(matches!(err, TransferError::BadObject { .. }), "{err}");
 }
@@ -559,14 +484,11 @@ async fn an_older_commit_is_stale_and_costs_nothing() {
         .unwrap();
     assert!(dst.is_ancestor(older, main).unwrap());
     assert!(!dst.is_ancestor(main, older).unwrap());
-    let mut conn = transfer::connect(addr, &publisher(), "demo", None)
-        .await
-        .unwrap();
+    let mut conn = connect(addr).await;
     let hello = conn.traffic;
-    let out = transfer::fetch_ref(
+    let out = fetch(
         &mut conn,
         &dst,
-        &MessageGate,
         ctx("refs/heads/main", Some(main), older),
         PackLimits::default(),
     )

@@ -4,8 +4,36 @@
 // Test helpers: a failing git or file operation should abort the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use gt_node::gate::{Gate, GateDecision, RefUpdateCtx, Verdict};
+
+/// Test gate: propagate a tag whose message contains "OK", reject everything else (the
+/// policy crate's gate replaces it in the end-to-end tests).
+pub struct MessageGate;
+
+impl Gate for MessageGate {
+    fn decide(&self, _ctx: &RefUpdateCtx, tag_objects: &[Vec<u8>]) -> GateDecision {
+        let ok = tag_objects.first().is_some_and(|t| {
+            gix::objs::TagRef::from_bytes(t, gix::hash::Kind::Sha1)
+                .is_ok_and(|t| t.message.windows(2).any(|w| w == b"OK"))
+        });
+        if ok {
+            GateDecision::new(Verdict::Propagate, "message says OK")
+        } else {
+            GateDecision::new(Verdict::Reject, "message lacks OK")
+        }
+    }
+}
+
+/// `dir/src`, created and filled by [`make_source`].
+pub fn source_in(dir: &Path) -> PathBuf {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    make_source(&src);
+    src
+}
 
 /// Run git in `dir` with a fixed identity and no user or system configuration; return stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {

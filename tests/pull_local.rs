@@ -69,6 +69,19 @@ impl Setup {
         self.w.gt(self.w.tmp.path(), &args)
     }
 
+    /// `pull --json`: asserts the exit code is `code` and returns the JSON report.
+    fn pull_json(&self, remote: &str, reference: &str, code: i32) -> serde_json::Value {
+        let out = self.pull(remote, reference, &["--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        serde_json::from_str(stdout(&out).trim()).unwrap()
+    }
+
     fn local_state(&self) -> (String, BTreeSet<String>) {
         (self.w.refs(&self.local), self.w.objects(&self.local))
     }
@@ -135,15 +148,7 @@ fn rejected_tag_changes_no_ref_and_adds_no_object() {
     let head = s.w.git(&s.remote, &["rev-parse", "HEAD"]);
     s.w.signed_tag(&s.remote, "v1.0", &head, &["rsa2048"]);
     let before = s.local_state();
-    let out = s.pull(s.remote_path(), "v1.0", &["--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let v = s.pull_json(s.remote_path(), "v1.0", 1);
     assert_eq!(v["decision"], "reject");
     assert_eq!(v["stage"], "tag-first");
     assert_eq!(v["result"], "rejected");
@@ -166,23 +171,13 @@ fn file_url_remote_gets_a_filtered_tag_first_fetch() {
 
     let before = s.local_state();
     s.w.signed_tag(&s.remote, "bad", &head, &["rsa2048"]);
-    let out = s.pull(&url, "bad", &["--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let v = s.pull_json(&url, "bad", 1);
     assert_eq!(v["stage"], "tag-first", "{v}");
     assert_eq!(s.local_state(), before);
     s.assert_no_leftovers();
 
     let tag = s.w.signed_tag(&s.remote, "good", &head, &["ed25519"]);
-    let out = s.pull(&url, "good", &["--json"]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let v = s.pull_json(&url, "good", 0);
     assert_eq!(v["decision"], "accept");
     assert_eq!(v["result"], "updated");
     assert_eq!(s.local_ref("refs/tags/good"), Some(tag));
@@ -198,15 +193,7 @@ fn server_without_filters_is_decided_before_anything_enters_the_repository() {
     let url = format!("file://{}", s.remote_path());
     s.w.signed_tag(&s.remote, "bad", &head, &["rsa2048"]);
     let before = s.local_state();
-    let out = s.pull(&url, "bad", &["--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let v = s.pull_json(&url, "bad", 1);
     assert_eq!(v["stage"], "tag-first-unfiltered", "{v}");
     assert_eq!(s.local_state(), before);
     s.assert_no_leftovers();
@@ -219,9 +206,7 @@ fn configured_remote_and_branch_pull_through_the_quarantine() {
     // A new branch: created, decided after its objects are in the quarantine.
     let head = s.w.git(&s.remote, &["rev-parse", "HEAD"]);
     s.w.git(&s.remote, &["branch", "release", "HEAD~1"]);
-    let out = s.pull("up", "refs/heads/release", &["--json"]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let v = s.pull_json("up", "refs/heads/release", 0);
     assert_eq!(v["stage"], "quarantine");
     let first = s.w.git(&s.remote, &["rev-parse", "HEAD~1"]);
     assert_eq!(s.local_ref("refs/heads/release"), Some(first));

@@ -64,6 +64,11 @@ fn setup(signing_keys: &[&str], policy_text: &str, keyring: &[&str]) -> Setup {
     Setup { w, server, client }
 }
 
+/// The most common setup: ed25519 signs, is the one licensee, and is the whole keyring.
+fn setup_ed25519() -> Setup {
+    setup(&["ed25519"], &policy(&one("ed25519")), &["ed25519"])
+}
+
 impl Setup {
     fn head(&self) -> String {
         self.w.git(&self.client, &["rev-parse", "HEAD"])
@@ -75,6 +80,23 @@ impl Setup {
         args.extend_from_slice(refspecs);
         let out = self.w.git_output(&self.client, &args);
         (out.status.success(), stderr(&out))
+    }
+
+    /// `git push origin REFSPECS...`, which must succeed.
+    fn push_ok(&self, refspecs: &[&str]) {
+        let (ok, err) = self.push(refspecs);
+        assert!(ok, "push {refspecs:?} refused: {err}");
+    }
+
+    /// A tag object named `name` on `target`, signed by `keys` in `layout`, set as
+    /// `refs/tags/{at}` in the client; returns its id.
+    fn tag_at(&self, at: &str, name: &str, target: &str, keys: &[&str], layout: Layout) -> String {
+        let tag = self.w.make_tag(&self.client, name, target, keys, layout);
+        self.w.git(
+            &self.client,
+            &["update-ref", &format!("refs/tags/{at}"), &tag],
+        );
+        tag
     }
 
     /// The server's refs and objects: what "unchanged" compares.
@@ -103,7 +125,7 @@ fn k_of(k: usize, keys: &[&str]) -> String {
 
 #[test]
 fn accepted_tag_and_branch_land_on_the_server() {
-    let s = setup(&["ed25519"], &policy(&one("ed25519")), &["ed25519"]);
+    let s = setup_ed25519();
     let head = s.head();
     let tag = s.w.signed_tag(&s.client, "v1.0", &head, &["ed25519"]);
     let (ok, err) = s.push(&["main", "refs/tags/v1.0"]);
@@ -134,8 +156,7 @@ fn unlicensed_signer_is_refused_with_the_reason_and_nothing_changes() {
         &policy(&one("ed25519")),
         &["ed25519", "rsa2048"],
     );
-    let (ok, err) = s.push(&["main"]);
-    assert!(ok, "{err}");
+    s.push_ok(&["main"]);
     let before = s.server_state();
     let head = s.head();
     s.w.signed_tag(&s.client, "v1.0", &head, &["rsa2048"]);
@@ -158,9 +179,8 @@ fn unlicensed_signer_is_refused_with_the_reason_and_nothing_changes() {
 
 #[test]
 fn unsigned_and_lightweight_tags_are_refused() {
-    let s = setup(&["ed25519"], &policy(&one("ed25519")), &["ed25519"]);
-    let (ok, err) = s.push(&["main"]);
-    assert!(ok, "{err}");
+    let s = setup_ed25519();
+    s.push_ok(&["main"]);
     let before = s.server_state();
     s.w.git(&s.client, &["tag", "light"]);
     let (ok, err) = s.push(&["refs/tags/light"]);
@@ -185,8 +205,7 @@ fn k_of_n_accepts_every_stacked_layout_and_refuses_too_few() {
     let keys = ["ed25519", "rsa2048", "rsa4096"];
     let s = setup(&keys, &policy(&k_of(2, &keys)), &keys);
     let head = s.head();
-    let (ok, err) = s.push(&["main"]);
-    assert!(ok, "{err}");
+    s.push_ok(&["main"]);
 
     // One signer of three: refused, and the reason says what is missing.
     let before = s.server_state();
@@ -197,23 +216,21 @@ fn k_of_n_accepts_every_stacked_layout_and_refuses_too_few() {
     assert_eq!(s.server_state(), before);
 
     // Two signatures in one armored block.
-    let one_block = s.w.make_tag(
-        &s.client,
+    let one_block = s.tag_at(
+        "v1.0",
         "v1.0",
         &head,
         &["ed25519", "rsa2048"],
         Layout::OneBlock,
     );
-    s.w.git(&s.client, &["update-ref", "refs/tags/v1.0", &one_block]);
     // Two onion blocks.
-    let onion = s.w.make_tag(
-        &s.client,
+    let onion = s.tag_at(
+        "v1.1",
         "v1.1",
         &head,
         &["rsa2048", "rsa4096"],
         Layout::Onion,
     );
-    s.w.git(&s.client, &["update-ref", "refs/tags/v1.1", &onion]);
     // A tag chain: v1.2 (signed by rsa4096) points at a tag signed by ed25519.
     let inner = s.w.make_tag(
         &s.client,
@@ -222,9 +239,7 @@ fn k_of_n_accepts_every_stacked_layout_and_refuses_too_few() {
         &["ed25519"],
         Layout::OneBlock,
     );
-    let outer =
-        s.w.make_tag(&s.client, "v1.2", &inner, &["rsa4096"], Layout::OneBlock);
-    s.w.git(&s.client, &["update-ref", "refs/tags/v1.2", &outer]);
+    let outer = s.tag_at("v1.2", "v1.2", &inner, &["rsa4096"], Layout::OneBlock);
 
     let (ok, err) = s.push(&["refs/tags/v1.0", "refs/tags/v1.1", "refs/tags/v1.2"]);
     assert!(ok, "2-of-3 stacked tags refused: {err}");
@@ -235,15 +250,12 @@ fn k_of_n_accepts_every_stacked_layout_and_refuses_too_few() {
 
 #[test]
 fn tag_name_must_match_the_ref() {
-    let s = setup(&["ed25519"], &policy(&one("ed25519")), &["ed25519"]);
-    let (ok, err) = s.push(&["main"]);
-    assert!(ok, "{err}");
+    let s = setup_ed25519();
+    s.push_ok(&["main"]);
     let before = s.server_state();
     let head = s.head();
     // A validly signed `v0.1` published as refs/tags/v2.0 (a replayed old release).
-    let tag =
-        s.w.make_tag(&s.client, "v0.1", &head, &["ed25519"], Layout::OneBlock);
-    s.w.git(&s.client, &["update-ref", "refs/tags/v2.0", &tag]);
+    s.tag_at("v2.0", "v0.1", &head, &["ed25519"], Layout::OneBlock);
     let (ok, err) = s.push(&["refs/tags/v2.0"]);
     assert!(!ok, "a tag published under another name was accepted");
     assert!(
@@ -255,17 +267,14 @@ fn tag_name_must_match_the_ref() {
 
 #[test]
 fn retargeting_a_released_tag_is_refused() {
-    let s = setup(&["ed25519"], &policy(&one("ed25519")), &["ed25519"]);
+    let s = setup_ed25519();
     let head = s.head();
     let first = s.w.signed_tag(&s.client, "v1.0", &head, &["ed25519"]);
-    let (ok, err) = s.push(&["main", "refs/tags/v1.0"]);
-    assert!(ok, "{err}");
+    s.push_ok(&["main", "refs/tags/v1.0"]);
     let before = s.server_state();
     // The same signer re-signs v1.0 on another commit and force-pushes it.
     let other = s.w.commit(&s.client, "sneaky");
-    let moved =
-        s.w.make_tag(&s.client, "v1.0", &other, &["ed25519"], Layout::OneBlock);
-    s.w.git(&s.client, &["update-ref", "refs/tags/v1.0", &moved]);
+    s.tag_at("v1.0", "v1.0", &other, &["ed25519"], Layout::OneBlock);
     let (ok, err) = s.push(&["--force", "refs/tags/v1.0"]);
     assert!(!ok, "a retargeted release tag was accepted");
     assert!(err.contains("refs/tags/v1.0: rejected:"), "{err}");
@@ -286,8 +295,7 @@ fn one_rejected_ref_refuses_the_whole_push() {
         &policy(&one("ed25519")),
         &["ed25519", "rsa2048"],
     );
-    let (ok, err) = s.push(&["main"]);
-    assert!(ok, "{err}");
+    s.push_ok(&["main"]);
     let before = s.server_state();
     let next = s.w.commit(&s.client, "feature");
     s.w.signed_tag(&s.client, "good", &next, &["ed25519"]);
@@ -300,17 +308,15 @@ fn one_rejected_ref_refuses_the_whole_push() {
     // Neither the good tag nor the branch landed, and no object was kept.
     assert_eq!(s.server_state(), before);
     // Without the bad tag the same push goes through.
-    let (ok, err) = s.push(&["main", "refs/tags/good"]);
-    assert!(ok, "{err}");
+    s.push_ok(&["main", "refs/tags/good"]);
     assert_eq!(s.server_ref("refs/heads/main"), Some(next));
 }
 
 #[test]
 fn non_fast_forward_branch_update_is_refused() {
-    let s = setup(&["ed25519"], &policy(&one("ed25519")), &["ed25519"]);
+    let s = setup_ed25519();
     s.w.commit(&s.client, "one");
-    let (ok, err) = s.push(&["main"]);
-    assert!(ok, "{err}");
+    s.push_ok(&["main"]);
     let before = s.server_state();
     s.w.git(&s.client, &["reset", "-q", "--hard", "HEAD~1"]);
     s.w.commit(&s.client, "rewritten");
@@ -326,7 +332,7 @@ fn pre_receive(w: &World, repo: &Path, input: &str) -> std::process::Output {
 
 #[test]
 fn bad_hook_input_is_an_error_naming_the_line() {
-    let s = setup(&["ed25519"], &policy(&one("ed25519")), &["ed25519"]);
+    let s = setup_ed25519();
     let z = common::ZERO;
     let input = format!("{z} {} refs/heads/main\nnot a line\n", s.head());
     let out = pre_receive(&s.w, &s.server, &input);
@@ -345,7 +351,7 @@ fn no_configured_policy_is_an_error_not_an_accept() {
 
 #[test]
 fn install_refuses_a_foreign_hook_without_force_and_is_idempotent() {
-    let s = setup(&["ed25519"], &policy(&one("ed25519")), &["ed25519"]);
+    let s = setup_ed25519();
     let hook = s.server.join("hooks/pre-receive");
     let script = std::fs::read_to_string(&hook).unwrap();
     assert!(script.starts_with("#!/bin/sh\n"), "{script}");
@@ -458,9 +464,8 @@ fn repository_policy_delegates_through_the_hook_once_accepted() {
 #[test]
 fn large_pushes_are_decided_in_parallel_chunks_without_losing_a_rejection() {
     // Enough updates for several decision threads (MIN_UPDATES_PER_WORKER is 256).
-    let s = setup(&["ed25519"], &policy(&one("ed25519")), &["ed25519"]);
-    let (ok, err) = s.push(&["main"]);
-    assert!(ok, "{err}");
+    let s = setup_ed25519();
+    s.push_ok(&["main"]);
     let head = s.head();
     let z = common::ZERO;
     let mut lines: Vec<String> = (0..1200)
@@ -497,7 +502,7 @@ fn revoked_signer_is_refused() {
 
 #[test]
 fn relative_config_paths_resolve_against_the_repository() {
-    let s = setup(&["ed25519"], &policy(&one("ed25519")), &["ed25519"]);
+    let s = setup_ed25519();
     // Move the policy next to the bare repository's files and name it relatively.
     std::fs::copy(s.w.path("policy.kn"), s.server.join("gt-policy.kn")).unwrap();
     std::fs::copy(pubkey("ed25519"), s.server.join("keys.asc")).unwrap();
@@ -512,7 +517,6 @@ fn relative_config_paths_resolve_against_the_repository() {
     std::fs::remove_file(s.w.path("policy.kn")).unwrap();
     let head = s.head();
     let tag = s.w.signed_tag(&s.client, "v1.0", &head, &["ed25519"]);
-    let (ok, err) = s.push(&["refs/tags/v1.0"]);
-    assert!(ok, "{err}");
+    s.push_ok(&["refs/tags/v1.0"]);
     assert_eq!(s.server_ref("refs/tags/v1.0"), Some(tag));
 }

@@ -698,6 +698,19 @@ fn follower_killed_mid_fetch_finishes_after_restart() {
     assert!(f.running());
 }
 
+/// Follower "f" (process `f`) refused an item adding `refs/tags/evil`: its tags in `repo` are
+/// still `refs_before`, its `last_seq` for `id` is still `seq`, fsck is clean, it runs.
+fn assert_unmoved(w: &World, f: &mut Proc, repo: &Path, id: &str, refs_before: &str, seq: i64) {
+    assert_eq!(tags(w, repo), refs_before);
+    assert!(!tags(w, repo).contains("refs/tags/evil"));
+    assert_eq!(
+        followed(w, "f", id).unwrap()["last_seq"].as_i64(),
+        Some(seq)
+    );
+    fsck(w, repo);
+    assert!(f.running());
+}
+
 /// (4), stale seq, at process level: after a follower took a publisher's item (seq S), an item
 /// signed with the publisher's real key (read from its data directory) but with seq S − 1 and a
 /// ref set that moves v1 and adds a tag is put onto the same loopback testnet. The storing
@@ -775,14 +788,7 @@ fn stale_item_with_the_publisher_key_changes_nothing() {
         || (f.log().matches(&no_item).count() >= rounds + 2).then_some(()),
         || f.log(),
     );
-    assert_eq!(tags(&w, &f_repo), refs_before);
-    assert!(!tags(&w, &f_repo).contains("refs/tags/evil"));
-    assert_eq!(
-        followed(&w, "f", &id).unwrap()["last_seq"].as_i64(),
-        Some(seq)
-    );
-    fsck(&w, &f_repo);
-    assert!(f.running());
+    assert_unmoved(&w, &mut f, &f_repo, &id, &refs_before, seq);
 }
 
 /// A bencode value: just enough of BEP 3's encoding to play a hostile DHT node (KRPC, BEP 5).
@@ -1046,14 +1052,7 @@ fn hostile_dht_answers_stale_and_forged_items_change_nothing() {
         || ctx(&w, &f, "f"),
     );
     assert!(gets.load(std::sync::atomic::Ordering::SeqCst) >= 2);
-    assert_eq!(tags(&w, &f_repo), refs_before);
-    assert!(!tags(&w, &f_repo).contains("refs/tags/evil"));
-    assert_eq!(
-        followed(&w, "f", &id).unwrap()["last_seq"].as_i64(),
-        Some(s)
-    );
-    fsck(&w, &f_repo);
-    assert!(f.running());
+    assert_unmoved(&w, &mut f, &f_repo, &id, &refs_before, s);
 }
 
 /// A remembered rejection is decided again when the policy changes: F's policy file first grants

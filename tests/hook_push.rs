@@ -88,17 +88,6 @@ impl Setup {
         assert!(ok, "push {refspecs:?} refused: {err}");
     }
 
-    /// A tag object named `name` on `target`, signed by `keys` in `layout`, set as
-    /// `refs/tags/{at}` in the client; returns its id.
-    fn tag_at(&self, at: &str, name: &str, target: &str, keys: &[&str], layout: Layout) -> String {
-        let tag = self.w.make_tag(&self.client, name, target, keys, layout);
-        self.w.git(
-            &self.client,
-            &["update-ref", &format!("refs/tags/{at}"), &tag],
-        );
-        tag
-    }
-
     /// The server's refs and objects: what "unchanged" compares.
     fn server_state(&self) -> (String, std::collections::BTreeSet<String>) {
         (self.w.refs(&self.server), self.w.objects(&self.server))
@@ -216,7 +205,8 @@ fn k_of_n_accepts_every_stacked_layout_and_refuses_too_few() {
     assert_eq!(s.server_state(), before);
 
     // Two signatures in one armored block.
-    let one_block = s.tag_at(
+    let one_block = s.w.tag_ref(
+        &s.client,
         "v1.0",
         "v1.0",
         &head,
@@ -224,7 +214,8 @@ fn k_of_n_accepts_every_stacked_layout_and_refuses_too_few() {
         Layout::OneBlock,
     );
     // Two onion blocks.
-    let onion = s.tag_at(
+    let onion = s.w.tag_ref(
+        &s.client,
         "v1.1",
         "v1.1",
         &head,
@@ -239,7 +230,14 @@ fn k_of_n_accepts_every_stacked_layout_and_refuses_too_few() {
         &["ed25519"],
         Layout::OneBlock,
     );
-    let outer = s.tag_at("v1.2", "v1.2", &inner, &["rsa4096"], Layout::OneBlock);
+    let outer = s.w.tag_ref(
+        &s.client,
+        "v1.2",
+        "v1.2",
+        &inner,
+        &["rsa4096"],
+        Layout::OneBlock,
+    );
 
     let (ok, err) = s.push(&["refs/tags/v1.0", "refs/tags/v1.1", "refs/tags/v1.2"]);
     assert!(ok, "2-of-3 stacked tags refused: {err}");
@@ -255,7 +253,14 @@ fn tag_name_must_match_the_ref() {
     let before = s.server_state();
     let head = s.head();
     // A validly signed `v0.1` published as refs/tags/v2.0 (a replayed old release).
-    s.tag_at("v2.0", "v0.1", &head, &["ed25519"], Layout::OneBlock);
+    s.w.tag_ref(
+        &s.client,
+        "v2.0",
+        "v0.1",
+        &head,
+        &["ed25519"],
+        Layout::OneBlock,
+    );
     let (ok, err) = s.push(&["refs/tags/v2.0"]);
     assert!(!ok, "a tag published under another name was accepted");
     assert!(
@@ -274,7 +279,14 @@ fn retargeting_a_released_tag_is_refused() {
     let before = s.server_state();
     // The same signer re-signs v1.0 on another commit and force-pushes it.
     let other = s.w.commit(&s.client, "sneaky");
-    s.tag_at("v1.0", "v1.0", &other, &["ed25519"], Layout::OneBlock);
+    s.w.tag_ref(
+        &s.client,
+        "v1.0",
+        "v1.0",
+        &other,
+        &["ed25519"],
+        Layout::OneBlock,
+    );
     let (ok, err) = s.push(&["--force", "refs/tags/v1.0"]);
     assert!(!ok, "a retargeted release tag was accepted");
     assert!(err.contains("refs/tags/v1.0: rejected:"), "{err}");

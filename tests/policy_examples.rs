@@ -58,9 +58,7 @@ struct Repo {
 }
 
 fn tag(w: &World, dir: &Path, name: &str, target: &str, keys: &[&str], layout: Layout) -> String {
-    let oid = w.make_tag(dir, name, target, keys, layout);
-    w.git(dir, &["update-ref", &format!("refs/tags/{name}"), &oid]);
-    oid
+    w.tag_ref(dir, name, name, target, keys, layout)
 }
 
 fn build() -> Repo {

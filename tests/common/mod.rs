@@ -275,8 +275,22 @@ impl World {
 
     /// [`World::make_tag`] then point `refs/tags/NAME` at it; returns the tag's id.
     pub fn signed_tag(&self, repo: &Path, name: &str, target: &str, keys: &[&str]) -> String {
-        let oid = self.make_tag(repo, name, target, keys, Layout::OneBlock);
-        self.git(repo, &["update-ref", &format!("refs/tags/{name}"), &oid]);
+        self.tag_ref(repo, name, name, target, keys, Layout::OneBlock)
+    }
+
+    /// [`World::make_tag`] (header `tag NAME`) then point `refs/tags/AT` at it (`at` differs
+    /// from `name` for a tag published under another name); returns the tag's id.
+    pub fn tag_ref(
+        &self,
+        repo: &Path,
+        at: &str,
+        name: &str,
+        target: &str,
+        keys: &[&str],
+        layout: Layout,
+    ) -> String {
+        let oid = self.make_tag(repo, name, target, keys, layout);
+        self.git(repo, &["update-ref", &format!("refs/tags/{at}"), &oid]);
         oid
     }
 

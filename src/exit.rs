@@ -14,6 +14,10 @@ pub enum Code {
     Denied,
     /// The command could not run: bad usage, unreadable input, I/O failure. Nothing was changed.
     Error,
+    /// A concurrent update won: the ref was moved or locked by someone else between reading it
+    /// and moving it (compare-and-swap lost), so this command's ref update was not made. Running
+    /// it again acts on the new state.
+    Conflict,
     /// A raw status, for `gt keynote`'s reference-compatible exit statuses.
     Raw(u8),
 }
@@ -25,6 +29,7 @@ impl Code {
             Code::Ok => 0,
             Code::Denied => 1,
             Code::Error => 2,
+            Code::Conflict => 3,
             Code::Raw(n) => n,
         }
     }

@@ -5,7 +5,7 @@
 //! `stack` module). That makes a new tag object; the ref is moved to it only if it still
 //! points at the old one (compare-and-swap), so a concurrent co-signer's update is never lost.
 //!
-//! Exit status: 0 signed and moved; 2 usage or I/O error; [`EXIT_REF_MOVED`] (3) when another
+//! Exit status: 0 signed and moved; 2 usage or I/O error; 3 ([`Code::Conflict`]) when another
 //! update moved or held the ref between reading the tag and moving it — the ref is untouched,
 //! the new object (with this signature) is left unreferenced and named in the message, and
 //! running `gt tag sign` again signs the tag as it now is.
@@ -28,10 +28,6 @@ use verifier::repo::RepoError;
 use verifier::{TagObject, TagSource};
 
 use crate::exit::Code;
-
-/// Exit status of `gt tag sign` when the ref was moved (or held) by a concurrent update: told
-/// apart from usage and I/O errors (2) so a script can re-read the tag and sign again.
-pub const EXIT_REF_MOVED: u8 = 3;
 
 /// `gt tag SUBCOMMAND`
 #[derive(Debug, clap::Args)]
@@ -116,7 +112,7 @@ fn sign(args: SignArgs) -> anyhow::Result<Code> {
                  gt: your signature was not added to {name}: it is in tag object {new}, which no \
                  ref points at; run `gt tag sign` again to sign the tag as it is now"
             );
-            return Ok(Code::Raw(EXIT_REF_MOVED));
+            return Ok(Code::Conflict);
         }
         Err(e) => return Err(e.into()),
     }

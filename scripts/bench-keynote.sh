@@ -8,8 +8,11 @@ unset RUST_BACKTRACE  # sequoia builds errors on normal paths; a captured backtr
 set -eu
 runs=${1:-40}
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release -p gt --manifest-path "$root/Cargo.toml" >&2
-gt="$root/target/release/gt"
+# GT=/path/to/gt measures that binary instead of building one.
+if [ -z "${GT:-}" ]; then
+    cargo build --release -p gt --manifest-path "$root/Cargo.toml" >&2
+fi
+gt="${GT:-$root/target/release/gt}"
 perf="$root/keynote/benches/perf"
 
 # median_ms DIR CMD...: run CMD in DIR $runs times, print the median wall time in ms.
@@ -40,7 +43,7 @@ row() {
     printf '%-4s %-64s %9s ms   reference %-12s answer %s\n' "$name" "$shown" "$ms" "$ref" "$answer"
 }
 
-echo "gt keynote, whole process, median of $runs runs (reference: KeyNote 2.3, perf/README.md)"
+echo "gt keynote, whole process, median of $runs runs (reference: KeyNote 2.3, perf/README.md); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 c="$perf/chain"
 row a  "11.2-11.9" "$c" verify -e env -r false,true -k requester.key $(cat "$c/args.txt")
 row a0 "1.6-1.9" "$c" verify -e env -r false,true -k requester.key -l policy.kn

@@ -34,7 +34,7 @@ pub enum EvalError {
 }
 
 /// Query-wide names (RFC 2704 4.3): the ordered compliance values and the action authorizers.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Specials<'a> {
     pub values: &'a [String],
     pub values_joined: &'a str,
@@ -63,6 +63,11 @@ impl<'a> Scope<'a> {
     pub fn with_specials(mut self, specials: Specials<'a>) -> Self {
         self.specials = specials;
         self
+    }
+
+    /// The query-wide names this scope answers.
+    pub fn specials(&self) -> Specials<'a> {
+        self.specials
     }
 
     fn lookup(&self, name: &str) -> &str {

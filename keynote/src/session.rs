@@ -21,13 +21,21 @@
 
 use crate::Map;
 use crate::assertion::{Assertion, Deferred, ParseError};
-use crate::ast::Licensees;
+use crate::ast::{Clause, Licensees};
 use crate::crypto::{KeyError, Principal, Registry, SignatureError};
 use crate::eval::{Evaluator, RegexCache, Scope, Specials, eval_str_plain};
 use crate::parser::ExprError;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use thiserror::Error;
+
+/// Conditions programs of fewer clauses than this are evaluated on one thread even when the
+/// session may use more ([`Session::set_parallelism`]): starting a thread costs about as much as
+/// evaluating 500 clauses.
+pub const PARALLEL_EVAL_MIN_CLAUSES: usize = 2048;
+
+/// Most threads one Conditions program is evaluated on.
+pub const MAX_EVAL_THREADS: usize = 8;
 
 /// An assertion's number in its session: the order in which it was added, from 0.
 pub type AssertionId = usize;
@@ -469,8 +477,13 @@ impl Session {
                 Deferred::Parsed(conds) => {
                     let scope =
                         Scope::new(a.local_constants(), &self.attributes).with_specials(specials());
-                    let mut ev = Evaluator::new(scope, &mut regexes);
-                    ev.program(&conds.clauses, &self.values, max)
+                    let clauses = &conds.clauses;
+                    let threads = self.parallelism.min(MAX_EVAL_THREADS);
+                    if threads > 1 && clauses.len() >= PARALLEL_EVAL_MIN_CLAUSES {
+                        self.program_parallel(a, clauses, threads, scope, &mut regexes, max)
+                    } else {
+                        Evaluator::new(scope, &mut regexes).program(clauses, &self.values, max)
+                    }
                 }
             };
             if let Some(x) = cond.get_mut(id) {
@@ -608,6 +621,44 @@ impl Session {
             value: self.values.get(index).cloned().unwrap_or_default(),
             failures,
             granted,
+        })
+    }
+
+    /// A long Conditions program evaluated on `threads` threads, in runs of clauses. Clauses are
+    /// independent (each starts with no error and no captures, RFC 2704 5.3.4 takes the maximum
+    /// over them, and `_MAX_TRUST` ends the search wherever it is found), so the maximum of the
+    /// runs' maxima is the one-thread answer. Each extra thread compiles regular expressions into
+    /// its own cache. A run whose thread panicked (which evaluation must not do) counts as 0,
+    /// the value that grants nothing.
+    fn program_parallel(
+        &self,
+        a: &Assertion,
+        clauses: &[Clause],
+        threads: usize,
+        scope: Scope<'_>,
+        regexes: &mut RegexCache,
+        max: usize,
+    ) -> usize {
+        let share = clauses.len().div_ceil(threads);
+        let mut runs = clauses.chunks(share);
+        let first = runs.next().unwrap_or(&[]);
+        let specials = scope.specials();
+        let (values, attributes, constants) = (&self.values, &self.attributes, a.local_constants());
+        std::thread::scope(|s| {
+            let handles: Vec<_> = runs
+                .map(|run| {
+                    s.spawn(move || {
+                        let mut own = RegexCache::default();
+                        let scope = Scope::new(constants, attributes).with_specials(specials);
+                        Evaluator::new(scope, &mut own).program(run, values, max)
+                    })
+                })
+                .collect();
+            let mut best = Evaluator::new(scope, regexes).program(first, values, max);
+            for h in handles {
+                best = best.max(h.join().unwrap_or(0));
+            }
+            best
         })
     }
 

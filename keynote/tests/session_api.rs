@@ -133,3 +133,54 @@ fn parallel_signature_checks_give_the_same_answer() {
     assert_eq!(one.1.len(), 40);
     assert_eq!(run(4), one);
 }
+
+#[test]
+fn parallel_evaluation_of_a_long_program_gives_the_one_thread_answer() {
+    // Clauses of every kind the evaluator treats specially: regex captures read by the same
+    // clause (`_1`) and cleared before the next, runtime errors (division by zero) that make
+    // only their own clause false, nested blocks, and `_MAX_TRUST` ending the search early.
+    let clause = |i: usize| match i % 6 {
+        0 => format!("app_domain == \"d{i}\" && @n > {i} -> \"v{}\";", i % 3),
+        1 => format!(
+            "name ~= \"^(a)(b)?$\" && _1 == \"a\" && _2 == \"\" -> \"v{}\";",
+            i % 2
+        ),
+        2 => format!("_1 == \"a\" -> \"v2\";  # never: captures end with their clause ({i})"),
+        3 => format!("@n / 0 == {i} || app_domain == \"e{i}\" -> \"v1\";"),
+        4 => format!("app_domain == \"f{i}\" -> {{ @n > 100 -> \"v2\"; true -> \"v1\"; }};"),
+        _ => format!("app_domain == \"g{i}\";"),
+    };
+    let program: String = (0..6_000).map(|i| clause(i) + "\n  ").collect();
+    let run = |threads: usize, domain: &str, name: &str| {
+        let mut s = Session::default();
+        s.set_parallelism(threads);
+        s.set_values(["v0", "v1", "v2", "v3"]);
+        s.add_authorizer("alice").unwrap();
+        for (k, v) in [("app_domain", domain), ("n", "123"), ("name", name)] {
+            s.set_attribute(k, v).unwrap();
+        }
+        let text =
+            format!("Authorizer: \"POLICY\"\nLicensees: \"alice\"\nConditions:\n  {program}\n");
+        s.add_assertion(&text, Trust::Trusted).unwrap();
+        let r = s.query().unwrap();
+        (r.value, r.granted, r.failures.len())
+    };
+    for (domain, name) in [
+        ("d6", "a"),     // an early v0, then v1 from the regex clauses
+        ("d5994", "ab"), // late: only the last clauses' values
+        ("f4", "x"),     // a block: v2
+        ("g5", "x"),     // `_MAX_TRUST` (v3) in the first run
+        ("g5999", "x"),  // ... in the last run
+        ("e3", "x"),     // a clause whose error is in a skipped `||` operand
+        ("none", "x"),   // nothing holds
+    ] {
+        let one = run(1, domain, name);
+        for threads in [2, 3, 8] {
+            assert_eq!(
+                run(threads, domain, name),
+                one,
+                "{domain} {name}, {threads} threads"
+            );
+        }
+    }
+}

@@ -302,7 +302,9 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         || *cores_cell.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
     let mut loaded = load_all(&assertion_paths, &cores);
     let mut session = Session::default();
-    if assertion_paths.len() > 1 {
+    // Signatures (several files) or a long Conditions program (load_all asked for the cores
+    // because the text is large) may use every core.
+    if assertion_paths.len() > 1 || cores_cell.get().is_some() {
         session.set_parallelism(cores());
     }
     let (mut have_env, mut have_values, mut have_key, mut have_trusted) =

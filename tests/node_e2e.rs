@@ -1307,3 +1307,100 @@ fn branch_updates_are_decided_with_their_history() {
     assert_eq!(main(), c2);
     assert!(f.running());
 }
+
+/// A `follow` request is answered while a poll round is still running, not after it. F
+/// follows A's "proj", whose only reachable "peer" is a listener that accepts and then says
+/// nothing, so each round's poll of "proj" waits out the handshake timeout on that connection.
+/// While one such connection is open, F is asked to follow G's "second": the answer (and G's
+/// tag) must come while the round's connection is still open. Before requests were served
+/// during rounds, the answer waited for the round, which ends only after that connection
+/// closes.
+#[test]
+fn a_follow_is_answered_while_a_round_waits_on_a_stalled_peer() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::{Arc, Mutex};
+    let w = World::new(&["ed25519"]);
+    let SharedV1 {
+        mut a,
+        tn: _tn,
+        boot,
+        bare,
+        v1,
+        publisher,
+        id,
+        ..
+    } = shared_v1(&w);
+    let policy = propagate_policy();
+    a.kill();
+
+    // The staller: holds every connection open, reading until the follower hangs up.
+    // `conns[i]` is true while connection i is open.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let conns: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+    let accepted = conns.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let open = Arc::new(AtomicBool::new(true));
+            accepted.lock().unwrap().push(open.clone());
+            std::thread::spawn(move || {
+                use std::io::Read as _;
+                let _ = s.set_read_timeout(Some(WAIT));
+                let mut buf = [0u8; 512];
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                open.store(false, SeqCst);
+            });
+        }
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let announcer = rt.block_on(async {
+        let d = gt_node::dht::DhtNode::start(&gt_node::dht::DhtConfig::loopback(&boot))
+            .await
+            .unwrap();
+        d.announce(&unhex32(&publisher), "proj", port)
+            .await
+            .unwrap();
+        d
+    });
+
+    // G publishes "second" (the same history and tag).
+    let _g = node(&w, "g", &policy, &boot);
+    gt_node(
+        &w,
+        &["share", bare.to_str().unwrap(), "--name", "second"],
+        "g",
+    );
+    let second = format!("{}/second", key(&w, "g"));
+
+    let mut f = node(&w, "f", &policy, &boot);
+    // The first poll of "proj" runs inside this request and waits out connection 0.
+    gt_node(&w, &["follow", &id], "f");
+    // A round's poll of "proj": a connection after the request's, still open.
+    let round_conn = wait_for(
+        "a poll round of F to hold a connection to the staller",
+        || {
+            let c = conns.lock().unwrap();
+            c.iter().skip(1).find(|o| o.load(SeqCst)).cloned()
+        },
+        || ctx(&w, &f, "f"),
+    );
+    let answer = gt_node(&w, &["follow", &second], "f");
+    assert!(answer.contains(&format!("following {second}")), "{answer}");
+    assert!(
+        round_conn.load(SeqCst),
+        "the follow was answered only after the round's stalled connection closed\n{}",
+        ctx(&w, &f, "f")
+    );
+    // The request's own first poll fetched G's tag meanwhile.
+    let f_second = repo_of(&w, "f", &second);
+    assert_eq!(tags(&w, &f_second), format!("refs/tags/v1 {v1}"));
+    fsck(&w, &f_second);
+    // "proj" got nothing from the staller.
+    assert_eq!(tags(&w, &repo_of(&w, "f", &id)), "");
+    assert!(f.running());
+    drop(announcer);
+}

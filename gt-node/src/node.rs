@@ -13,7 +13,7 @@
 //! handled, so a node killed mid-update re-polls the item after restart and finishes it (refs
 //! already at the announced value are skipped).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -408,6 +408,13 @@ pub struct Node {
     config: NodeConfig,
     key: SigningKey,
     state: Mutex<State>,
+    /// Held while `state.json` is written, so saves land in the order of the changes they
+    /// carry: each save writes the state as it is once it holds this lock.
+    saving: Mutex<()>,
+    /// One lock per repository (`<publisher hex>/<name>`): a poll or publish of a repository
+    /// waits for another one of the same repository (a round's and a request's) to finish,
+    /// instead of both acting on the same item. Different repositories never wait.
+    busy: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     dht: DhtNode,
     server: Arc<Server>,
     tcp_addr: SocketAddr,
@@ -468,6 +475,8 @@ impl Node {
             config,
             key,
             state: Mutex::new(state),
+            saving: Mutex::new(()),
+            busy: Mutex::new(HashMap::new()),
             dht,
             server,
             tcp_addr,
@@ -562,15 +571,23 @@ impl Node {
     }
 
     fn update_state(&self, f: impl FnOnce(&mut State)) -> Result<(), NodeError> {
-        let snapshot = {
-            let mut s = self
-                .state
-                .lock()
-                .map_err(|_| NodeError::Invalid("state lock poisoned".into()))?;
-            f(&mut s);
-            s.clone()
-        };
+        let poisoned = || NodeError::Invalid("state lock poisoned".into());
+        f(&mut *self.state.lock().map_err(|_| poisoned())?);
+        // Take the snapshot only once this save is next in line: a save that lost the race
+        // then still writes every change made before it, never an older state over a newer.
+        let _saving = self.saving.lock().map_err(|_| poisoned())?;
+        let snapshot = self.state.lock().map_err(|_| poisoned())?.clone();
         self.dir.save_state(&snapshot)
+    }
+
+    /// Wait until no other poll or publish of repository `id` runs (see `busy`).
+    async fn exclusive(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = match self.busy.lock() {
+            Ok(mut m) => m.entry(id.to_owned()).or_default().clone(),
+            // A panic elsewhere while holding the map: work unguarded rather than stop.
+            Err(_) => Arc::default(),
+        };
+        lock.lock_owned().await
     }
 
     /// Share the repository at `path` as `name`, and publish it now (`now`: unix seconds).
@@ -591,6 +608,9 @@ impl Node {
     /// Put the current refs of shared repository `name` in the DHT (next seq) and announce this
     /// node as serving it. Returns the seq put.
     pub async fn publish(&self, name: &str, now: i64) -> Result<i64, NodeError> {
+        let _one_at_a_time = self
+            .exclusive(&transfer::repo_id(&self.public_key(), name))
+            .await;
         let shared = self
             .state_snapshot()
             .shared
@@ -659,6 +679,7 @@ impl Node {
         now: i64,
     ) -> Result<Vec<RefReport>, NodeError> {
         let id = transfer::repo_id(publisher, name);
+        let _one_at_a_time = self.exclusive(&id).await;
         let followed = self
             .state_snapshot()
             .followed

@@ -6,6 +6,7 @@
 //! daemon, or at its next start) and wait for the daemon's answer; `status` reads the
 //! `status.json` the daemon rewrites after every round. No socket, no extra protocol.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -484,10 +485,10 @@ fn run_daemon(a: RunArgs) -> anyhow::Result<Code> {
             use std::io::Write as _;
             std::io::stdout().flush()?;
         }
-        let mut daemon = Daemon {
+        let daemon = Daemon {
             node,
             dir: dir.clone(),
-            decisions: BTreeMap::new(),
+            decisions: RefCell::new(BTreeMap::new()),
             bootstrap: cfg.bootstrap.clone(),
             policy: cfg.policy.clone(),
         };
@@ -511,7 +512,7 @@ fn run_daemon(a: RunArgs) -> anyhow::Result<Code> {
                 if due {
                     last_republish = Instant::now();
                 }
-                let results = daemon.node.tick(now(), due).await;
+                let results = daemon.round(due).await;
                 for (id, r) in results {
                     daemon.record(&id, r);
                 }
@@ -534,21 +535,49 @@ fn run_daemon(a: RunArgs) -> anyhow::Result<Code> {
     })
 }
 
+/// The running node and what `status.json` shows of it. One task drives it (`block_on`), so
+/// the decisions need no lock: a round and the inbox take turns at each `await`, and neither
+/// holds them across one.
 struct Daemon {
     node: Node,
     dir: DataDir,
-    decisions: BTreeMap<String, Vec<RefReport>>,
+    decisions: RefCell<BTreeMap<String, Vec<RefReport>>>,
     bootstrap: Vec<String>,
     policy: Vec<PathBuf>,
 }
 
 impl Daemon {
-    fn record(&mut self, id: &str, r: Result<Vec<RefReport>, String>) {
+    /// One round of `Node::tick` (republish when `republish`, poll every followed
+    /// repository), serving the inbox meanwhile: a `follow` or `share` request is answered
+    /// within [`INBOX_INTERVAL`] of arriving, not after the whole round. A request is never
+    /// cut short when the round ends: the inbox loop stops only between requests.
+    async fn round(&self, republish: bool) -> Vec<(String, Result<Vec<RefReport>, String>)> {
+        let ended = std::cell::Cell::new(false);
+        let wake = tokio::sync::Notify::new();
+        let round = async {
+            let results = self.node.tick(now(), republish).await;
+            ended.set(true);
+            wake.notify_one();
+            results
+        };
+        let inbox = async {
+            while !ended.get() {
+                tokio::select! {
+                    _ = tokio::time::sleep(INBOX_INTERVAL) => self.process_inbox().await,
+                    _ = wake.notified() => {}
+                }
+            }
+        };
+        tokio::join!(round, inbox).0
+    }
+
+    fn record(&self, id: &str, r: Result<Vec<RefReport>, String>) {
         match r {
             Ok(reports) => {
                 for rep in reports {
                     info!(repo = %id, r#ref = %rep.name, new = %rep.new, outcome = %rep.outcome, "{}", rep.detail);
-                    let list = self.decisions.entry(id.to_owned()).or_default();
+                    let mut decisions = self.decisions.borrow_mut();
+                    let list = decisions.entry(id.to_owned()).or_default();
                     list.retain(|d| d.name != rep.name);
                     list.push(rep);
                     if list.len() > MAX_DECISIONS_SHOWN {
@@ -561,7 +590,7 @@ impl Daemon {
     }
 
     /// Apply every request in the inbox, oldest first, answering each.
-    async fn process_inbox(&mut self) {
+    async fn process_inbox(&self) {
         let inbox = inbox(&self.dir);
         let Ok(entries) = std::fs::read_dir(&inbox) else {
             return;
@@ -601,7 +630,7 @@ impl Daemon {
         self.write_status().await;
     }
 
-    async fn apply(&mut self, req: Request) -> anyhow::Result<String> {
+    async fn apply(&self, req: Request) -> anyhow::Result<String> {
         match req {
             Request::Share { path, name } => {
                 let seq = self.node.share(&path, &name, now()).await?;
@@ -648,7 +677,12 @@ impl Daemon {
                 })
                 .unwrap_or_default();
             followed.push(FollowedOut {
-                decisions: self.decisions.get(&f.id).cloned().unwrap_or_default(),
+                decisions: self
+                    .decisions
+                    .borrow()
+                    .get(&f.id)
+                    .cloned()
+                    .unwrap_or_default(),
                 id: f.id,
                 last_seq: f.last_seq,
                 refs,

@@ -4,6 +4,12 @@
 # mode first. Uses hyperfine when installed (apt install hyperfine), else a timing loop.
 #
 #   scripts/bench-keynote.sh [RUNS]
+#   KEYNOTE_REF=/path/to/keynote scripts/bench-keynote.sh [RUNS]
+#
+# With KEYNOTE_REF (a build of the reference KeyNote 2.3 `keynote` tool; none ships with gt),
+# every row also runs the reference on the same command right after gt, and prints its median
+# and answer and the ratio reference/gt: figures from one invocation on one machine, instead of
+# the recorded medians, which were taken on another day.
 unset RUST_BACKTRACE  # sequoia builds errors on normal paths; a captured backtrace each costs ~3%
 set -eu
 runs=${1:-40}
@@ -32,18 +38,31 @@ median_ms() {
     fi
 }
 
-# row NAME REFERENCE DIR ARGS...: one line of the table, with gt's answer.
+# row NAME REFERENCE DIR ARGS...: one line of the table, with gt's answer (and, with
+# KEYNOTE_REF, the reference's median, answer and the ratio).
 row() {
     name=$1; ref=$2; dir=$3; shift 3
     answer=$(cd "$dir" && "$gt" keynote "$@" 2>/dev/null | head -1 | sed 's/Query result = //')
     ms=$(median_ms "$dir" "$gt" keynote "$@")
     all="$*"
-    shown=$(echo "$all" | cut -c1-60)
+    shown=$(echo "$all" | cut -c1-48)
     if [ ${#shown} -lt ${#all} ]; then shown="$shown..."; fi
-    printf '%-4s %-64s %9s ms   reference %-12s answer %s\n' "$name" "$shown" "$ms" "$ref" "$answer"
+    if [ -n "${KEYNOTE_REF:-}" ]; then
+        ref_answer=$(cd "$dir" && "$KEYNOTE_REF" "$@" 2>/dev/null | head -1 | sed 's/Query result = //')
+        ref_ms=$(median_ms "$dir" "$KEYNOTE_REF" "$@")
+        ratio=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$ref_ms" "$ms")
+        printf '%-4s %-52s gt %8s ms %-6s  reference %8s ms %-6s  %5sx\n' \
+            "$name" "$shown" "$ms" "$answer" "$ref_ms" "$ref_answer" "$ratio"
+    else
+        printf '%-4s %-52s %9s ms   reference %-12s answer %s\n' "$name" "$shown" "$ms" "$ref" "$answer"
+    fi
 }
 
-echo "gt keynote, whole process, median of $runs runs (reference: KeyNote 2.3, perf/README.md); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "${KEYNOTE_REF:-}" ]; then
+    echo "gt keynote and $KEYNOTE_REF, whole process, median of $runs runs each; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+else
+    echo "gt keynote, whole process, median of $runs runs (reference: KeyNote 2.3 medians recorded in perf/README.md); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 c="$perf/chain"
 row a  "11.2-11.9" "$c" verify -e env -r false,true -k requester.key $(cat "$c/args.txt")
 row a0 "1.6-1.9" "$c" verify -e env -r false,true -k requester.key -l policy.kn
@@ -76,3 +95,4 @@ for i in range(n):
 open(d + "/args.txt", "w").write(" ".join(args))
 PY
 row L10k "640" "$tmp" verify -e env -r false,true -k requester.key $(cat "$tmp/args.txt")
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

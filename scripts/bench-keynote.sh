@@ -4,7 +4,7 @@
 # mode first. Uses hyperfine when installed (apt install hyperfine), else a timing loop.
 #
 #   scripts/bench-keynote.sh [RUNS]
-#   KEYNOTE_REF=/path/to/keynote scripts/bench-keynote.sh [RUNS]
+#   KEYNOTE_REF=/path/to/keynote scripts/bench-keynote.sh [RUNS]      (needs hyperfine)
 #
 # With KEYNOTE_REF (a build of the reference KeyNote 2.3 `keynote` tool; none ships with gt),
 # every row also runs the reference on the same command right after gt, and prints its median
@@ -19,6 +19,10 @@ if [ -z "${GT:-}" ]; then
     cargo build --release -p gt --manifest-path "$root/Cargo.toml" >&2
 fi
 gt="${GT:-$root/target/release/gt}"
+if [ -n "${KEYNOTE_REF:-}" ] && ! command -v hyperfine >/dev/null 2>&1; then
+    echo "KEYNOTE_REF needs hyperfine (apt install hyperfine)" >&2
+    exit 2
+fi
 perf="$root/keynote/benches/perf"
 
 # median_ms DIR CMD...: run CMD in DIR $runs times, print the median wall time in ms.
@@ -38,22 +42,47 @@ median_ms() {
     fi
 }
 
+# paired_ms DIR ARGS...: gt and the reference on the same arguments in DIR, alternating in
+# rounds of 5 runs each (this VM's speed drifts by tens of percent within a minute, so two
+# back-to-back series would measure the drift); prints "GT_MEDIAN REF_MEDIAN" over all runs.
+paired_ms() {
+    dir=$1; shift
+    json=$(mktemp -d)
+    rounds=$(( (runs + 4) / 5 ))
+    for r in $(seq "$rounds"); do
+        (cd "$dir" && hyperfine -N --warmup 1 --runs 5 --export-json "$json/$r.json" \
+            "$gt keynote $*" "$KEYNOTE_REF $*" >/dev/null 2>&1)
+    done
+    python3 - "$json" <<'PY'
+import glob, json, statistics, sys
+gt, ref = [], []
+for f in glob.glob(sys.argv[1] + "/*.json"):
+    res = json.load(open(f))["results"]
+    gt += res[0]["times"]
+    ref += res[1]["times"]
+print("%.2f %.2f" % (statistics.median(gt) * 1000, statistics.median(ref) * 1000))
+PY
+    rm -rf "$json"
+}
+
 # row NAME REFERENCE DIR ARGS...: one line of the table, with gt's answer (and, with
 # KEYNOTE_REF, the reference's median, answer and the ratio).
 row() {
     name=$1; ref=$2; dir=$3; shift 3
     answer=$(cd "$dir" && "$gt" keynote "$@" 2>/dev/null | head -1 | sed 's/Query result = //')
-    ms=$(median_ms "$dir" "$gt" keynote "$@")
     all="$*"
     shown=$(echo "$all" | cut -c1-48)
     if [ ${#shown} -lt ${#all} ]; then shown="$shown..."; fi
     if [ -n "${KEYNOTE_REF:-}" ]; then
         ref_answer=$(cd "$dir" && "$KEYNOTE_REF" "$@" 2>/dev/null | head -1 | sed 's/Query result = //')
-        ref_ms=$(median_ms "$dir" "$KEYNOTE_REF" "$@")
+        read -r ms ref_ms <<EOF_PAIR
+$(paired_ms "$dir" "$@")
+EOF_PAIR
         ratio=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$ref_ms" "$ms")
         printf '%-4s %-52s gt %8s ms %-6s  reference %8s ms %-6s  %5sx\n' \
             "$name" "$shown" "$ms" "$answer" "$ref_ms" "$ref_answer" "$ratio"
     else
+        ms=$(median_ms "$dir" "$gt" keynote "$@")
         printf '%-4s %-52s %9s ms   reference %-12s answer %s\n' "$name" "$shown" "$ms" "$ref" "$answer"
     fi
 }

@@ -523,6 +523,32 @@ fn unhex32(s: &str) -> [u8; 32] {
 /// `forged_items_are_refused_and_never_read`; stale items by
 /// `stale_item_with_the_publisher_key_changes_nothing` below; forged and stale items handed to
 /// a follower by a hostile DHT node by `hostile_dht_answers_stale_and_forged_items_change_nothing`.)
+/// A DHT node announcing a test's own peer; fields drop in order: the node, then its runtime.
+struct Announcer {
+    _node: gt_node::dht::DhtNode,
+    _rt: tokio::runtime::Runtime,
+}
+
+/// A DHT node on the testnet `boot` that announces `127.0.0.1:port` as a serving peer of
+/// `publisher`'s `name` (a hostile or stalling peer of a test). Keep it alive while it matters.
+fn announce_peer(boot: &[String], publisher: &str, name: &str, port: u16) -> Announcer {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let node = rt.block_on(async {
+        let d = gt_node::dht::DhtNode::start(&gt_node::dht::DhtConfig::loopback(boot))
+            .await
+            .unwrap();
+        d.announce(&unhex32(publisher), name, port).await.unwrap();
+        d
+    });
+    Announcer {
+        _node: node,
+        _rt: rt,
+    }
+}
+
 #[test]
 fn hostile_peers_and_unknown_publishers_change_nothing() {
     use std::io::{Read as _, Write as _};
@@ -563,19 +589,7 @@ fn hostile_peers_and_unknown_publishers_change_nothing() {
             let _ = s.write_all(&reply);
         }
     });
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let announcer = rt.block_on(async {
-        let d = gt_node::dht::DhtNode::start(&gt_node::dht::DhtConfig::loopback(&boot))
-            .await
-            .unwrap();
-        d.announce(&unhex32(&publisher), "proj", port)
-            .await
-            .unwrap();
-        d
-    });
+    let announcer = announce_peer(&boot, &publisher, "proj", port);
 
     let mut f = node(&w, "f", &policy, &boot);
     // A publisher nobody has heard of: following it finds nothing and harms nothing.
@@ -1353,19 +1367,7 @@ fn a_follow_is_answered_while_a_round_waits_on_a_stalled_peer() {
             });
         }
     });
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let announcer = rt.block_on(async {
-        let d = gt_node::dht::DhtNode::start(&gt_node::dht::DhtConfig::loopback(&boot))
-            .await
-            .unwrap();
-        d.announce(&unhex32(&publisher), "proj", port)
-            .await
-            .unwrap();
-        d
-    });
+    let announcer = announce_peer(&boot, &publisher, "proj", port);
 
     // G publishes "second" (the same history and tag).
     let _g = node(&w, "g", &policy, &boot);

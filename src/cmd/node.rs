@@ -574,9 +574,9 @@ impl Daemon {
     fn record(&self, id: &str, r: Result<Vec<RefReport>, String>) {
         match r {
             Ok(reports) => {
+                let mut decisions = self.decisions.borrow_mut();
                 for rep in reports {
                     info!(repo = %id, r#ref = %rep.name, new = %rep.new, outcome = %rep.outcome, "{}", rep.detail);
-                    let mut decisions = self.decisions.borrow_mut();
                     let list = decisions.entry(id.to_owned()).or_default();
                     list.retain(|d| d.name != rep.name);
                     list.push(rep);

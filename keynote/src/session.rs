@@ -186,7 +186,6 @@ impl Lic {
 
 /// Interns principals so that comparisons are integer compares (RFC 2704 5.2: keys compare
 /// after decoding; opaque strings byte for byte).
-#[derive(Default)]
 struct Interner {
     by_text: Map<String, usize>,
     by_principal: Map<Principal, usize>,
@@ -194,6 +193,17 @@ struct Interner {
 }
 
 impl Interner {
+    /// Room for `n` principals without growing: a query interns about one new principal per
+    /// assertion, and each growth of a table copies it into fresh memory, which on our build
+    /// VMs costs more to touch than the copy itself (a 1,000-link chain grew both tables eight
+    /// times).
+    fn with_capacity(n: usize) -> Self {
+        Interner {
+            by_text: Map::with_capacity_and_hasher(n, Default::default()),
+            by_principal: Map::with_capacity_and_hasher(n, Default::default()),
+            list: Vec::with_capacity(n),
+        }
+    }
     fn intern(&mut self, text: &str) -> Result<usize, KeyError> {
         if let Some(id) = self.by_text.get(text) {
             return Ok(*id);
@@ -359,7 +369,9 @@ impl Session {
             authorizers_joined: &authorizers_joined,
         };
 
-        let mut interner = Interner::default();
+        // POLICY, the requesters, and about one new principal per assertion (its Licensees;
+        // its Authorizer is, in a chain, the Licensees of the one before).
+        let mut interner = Interner::with_capacity(self.entries.len() + self.authorizers.len() + 2);
         let mut failures: HashMap<AssertionId, FailureReason> = HashMap::new();
         let policy = interner.intern_principal(&Principal::Opaque("POLICY".to_owned()));
         let requesters: Vec<usize> = self

@@ -155,6 +155,7 @@ fn on_workers<T: Send + HasPath>(
     job: impl Fn(T) -> Loaded + Sync,
 ) -> HashMap<String, Loaded> {
     let job = &job;
+    let items = parts.iter().map(Vec::len).sum();
     let run = move |part: Vec<T>| -> Vec<(String, Loaded)> {
         part.into_iter()
             .map(|item| (item.path().to_owned(), job(item)))
@@ -164,8 +165,8 @@ fn on_workers<T: Send + HasPath>(
         let mut parts = parts.into_iter();
         let first = parts.next();
         let handles: Vec<_> = parts.map(|part| scope.spawn(move || run(part))).collect();
-        let mut out: HashMap<String, Loaded> =
-            first.map(run).unwrap_or_default().into_iter().collect();
+        let mut out: HashMap<String, Loaded> = HashMap::with_capacity(items);
+        out.extend(first.map(run).unwrap_or_default());
         for h in handles {
             out.extend(h.join().unwrap_or_default());
         }

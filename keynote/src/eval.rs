@@ -267,6 +267,12 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                     None => return is_and,
                 };
                 for term in iter {
+                    // An operand that is not needed and whose evaluation can change nothing
+                    // (see `inert`) is skipped: what remains of evaluating it is the reset below.
+                    if acc != is_and && inert(term) {
+                        self.dont_eval = false;
+                        continue;
+                    }
                     // The reference stops raising errors in the operand it does not need,
                     // and turns them back on at the end of every `&&`/`||`.
                     if acc != is_and {
@@ -449,6 +455,24 @@ fn cmp(o: std::cmp::Ordering, op: CmpOp) -> bool {
         CmpOp::Le => o != Greater,
         CmpOp::Gt => o == Greater,
         CmpOp::Ge => o != Less,
+    }
+}
+
+/// Whether evaluating `t` when its value is not needed (errors off, see `Evaluator::test`) can
+/// change nothing: no nested `&&`/`||`, which turns errors back on for the rest of the operand
+/// (docs/REFERENCE-QUIRKS.md), and no `~=`, which clears the captures. Comparisons and
+/// constants only compute a value, so skipping them is exact; it keeps a 10,000-clause policy
+/// from converting every `@n` of the clauses its first comparison already ruled out.
+fn inert(t: &Test) -> bool {
+    let mut t = t;
+    loop {
+        match t {
+            Test::True | Test::False | Test::Str(..) | Test::Int(..) | Test::Float(..) => {
+                return true;
+            }
+            Test::Not { inner, .. } => t = inner,
+            Test::And(_) | Test::Or(_) | Test::Regex(..) => return false,
+        }
     }
 }
 

@@ -991,7 +991,10 @@ fn clause_shape(pair: Pair<'_, T>, cx: &Cx<'_>) -> Result<ClauseShape> {
 /// [`precheck`] has bounded by [`MAX_NESTING`].
 fn shape_fast(codes: &[u8]) -> Option<Vec<ClauseShape>> {
     let mut s = Scan { c: codes, pos: 0 };
-    let clauses = s.clauses(None)?;
+    // Every clause ends in `;`: room for all of them at once, instead of a growing vector
+    // copied into fresh memory at each doubling (3,331 clauses: twelve copies).
+    let ends = codes.iter().filter(|c| **c == b';').count();
+    let clauses = s.clauses(None, ends)?;
     (s.pos == codes.len()).then_some(clauses)
 }
 
@@ -1009,9 +1012,10 @@ impl Scan<'_> {
         (self.peek() == Some(code)).then(|| self.pos += 1)
     }
 
-    /// `clause*` followed by `close` (`}` of a block) or the end of the stream.
-    fn clauses(&mut self, close: Option<u8>) -> Option<Vec<ClauseShape>> {
-        let mut out = Vec::new();
+    /// `clause*` followed by `close` (`}` of a block) or the end of the stream; `room` clauses
+    /// are reserved.
+    fn clauses(&mut self, close: Option<u8>, room: usize) -> Option<Vec<ClauseShape>> {
+        let mut out = Vec::with_capacity(room);
         loop {
             match (self.peek(), close) {
                 (None, None) => return Some(out),
@@ -1031,7 +1035,7 @@ impl Scan<'_> {
         let test = self.expr()?;
         let value = if self.eat(b'>').is_some() {
             if self.eat(b'{').is_some() {
-                ValueShape::Block(self.clauses(Some(b'}'))?)
+                ValueShape::Block(self.clauses(Some(b'}'), 0)?)
             } else {
                 ValueShape::Expr(self.expr()?)
             }

@@ -267,15 +267,15 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                     None => return is_and,
                 };
                 for term in iter {
-                    // An operand that is not needed and whose evaluation can change nothing
-                    // (see `inert`) is skipped: what remains of evaluating it is the reset below.
-                    if acc != is_and && inert(term) {
-                        self.dont_eval = false;
-                        continue;
-                    }
                     // The reference stops raising errors in the operand it does not need,
-                    // and turns them back on at the end of every `&&`/`||`.
+                    // and turns them back on at the end of every `&&`/`||`. An unneeded
+                    // operand whose evaluation can change nothing (`inert`) is skipped: all
+                    // that evaluating it would leave is that reset.
                     if acc != is_and {
+                        if inert(term) {
+                            self.dont_eval = false;
+                            continue;
+                        }
                         self.dont_eval = true;
                     }
                     let v = self.test(term);

@@ -195,8 +195,8 @@ struct Interner {
 impl Interner {
     /// Room for `n` principals without growing: a query interns about one new principal per
     /// assertion, and each growth of a table copies it into fresh memory, which on our build
-    /// VMs costs more to touch than the copy itself (a 1,000-link chain grew both tables eight
-    /// times).
+    /// VMs costs more to touch than the copy itself (for a 1,000-link chain both tables were
+    /// allocated ten times on the way).
     fn with_capacity(n: usize) -> Self {
         Interner {
             by_text: Map::with_capacity_and_hasher(n, Default::default()),

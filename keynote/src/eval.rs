@@ -65,11 +65,6 @@ impl<'a> Scope<'a> {
         self
     }
 
-    /// The query-wide names this scope answers.
-    pub fn specials(&self) -> Specials<'a> {
-        self.specials
-    }
-
     fn lookup(&self, name: &str) -> &str {
         if let Some(rest) = name.strip_prefix('_') {
             let s = &self.specials;

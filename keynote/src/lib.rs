@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod env;
 mod eval;
 pub mod limits;
+pub mod par;
 pub mod parser;
 pub mod session;
 

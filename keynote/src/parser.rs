@@ -604,46 +604,89 @@ fn lex_run_reference(src: &str, mode: Mode, range: Range<usize>) -> Result<LexRu
 /// Text shorter than this (bytes) is lexed on one thread.
 const PARALLEL_LEX_MIN_LEN: usize = 32 * 1024;
 
-/// [`lex`] on two threads for long text: the second half from the first line start after the
-/// middle, the first half up to there. The halves are joined only when the first half's lexer
-/// reached that line start as a token boundary of its own (not inside a string or a comment),
-/// the brackets stay within [`MAX_NESTING`] counted from the first half's depth, and a `-`
-/// opening the second half gets the code the first half's last token calls for; otherwise, or
-/// on any error, the text is lexed again on one thread, so tokens and errors are [`lex`]'s.
-fn lex_parallel(src: &str, mode: Mode) -> Result<Cx<'_>> {
-    let b = src.as_bytes();
-    let middle = src.len() / 2;
-    let split = b
-        .get(middle..)
-        .and_then(|rest| rest.iter().position(|c| *c == b'\n'))
-        .map(|p| middle + p + 1);
-    let Some(split) = split.filter(|s| src.len() >= PARALLEL_LEX_MIN_LEN && *s < src.len()) else {
+/// About this many bytes make one piece when lexing is shared between threads: small enough
+/// that a helper that starts late still finds pieces left (see [`crate::par`]), large enough
+/// that handing one out costs nothing next to lexing it (~0.1 ms).
+const LEX_PIECE_LEN: usize = 16 * 1024;
+
+/// [`lex`] on up to `threads` threads for long text (see [`lex_pieces`]).
+fn lex_parallel(src: &str, mode: Mode, threads: usize) -> Result<Cx<'_>> {
+    if threads < 2 || src.len() < PARALLEL_LEX_MIN_LEN {
         return lex(src, mode);
-    };
+    }
+    lex_pieces(src, mode, src.len().div_ceil(LEX_PIECE_LEN), threads)
+}
+
+/// [`lex`] in `pieces` stretches shared between `threads` threads: each stretch from the first
+/// line start at or after its share of the text. The stretches are joined only when each
+/// lexer before a stretch reached its start as a token boundary of its own (not inside a
+/// string or a comment), the brackets stay within [`MAX_NESTING`] counted from the depth
+/// before each stretch (an upper bound: a stretch lexed on its own cannot close brackets it
+/// did not open), and a `-` opening a stretch gets the code the token before it calls for;
+/// otherwise, or on any error, the text is lexed again on one thread, so tokens and errors are
+/// [`lex`]'s.
+fn lex_pieces(src: &str, mode: Mode, pieces: usize, threads: usize) -> Result<Cx<'_>> {
     if src.len() > MAX_ASSERTION_LEN {
         return lex(src, mode);
     }
-    let (first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| lex_run(src, mode, split..src.len()));
-        let first = lex_run(src, mode, 0..split);
-        (first, second.join())
-    });
-    let (Ok(mut first), Ok(Ok(mut second))) = (first, second) else {
-        return lex(src, mode);
-    };
-    if first.end != split || first.depth + second.max_depth > MAX_NESTING {
-        return lex(src, mode);
+    match joined_pieces(src, mode, pieces, threads) {
+        Some(cx) => Ok(cx),
+        None => lex(src, mode),
     }
-    // A `-` opening the second half: binary after an operand, as one lexer would have coded it.
-    if second.codes.starts_with(['M', '%']) && first.after_operand {
-        second.codes.replace_range(..1, "M");
+}
+
+/// The pieces of [`lex_pieces`] lexed and joined; `None` where they cannot be joined (or one
+/// of them has an error), and the text is to be lexed on one thread.
+fn joined_pieces(src: &str, mode: Mode, pieces: usize, threads: usize) -> Option<Cx<'_>> {
+    let b = src.as_bytes();
+    let mut starts = vec![0];
+    for k in 1..pieces {
+        // No overflow: the text is at most MAX_ASSERTION_LEN (4 MiB) long.
+        let at = src.len() * k / pieces;
+        let line = b
+            .get(at..)
+            .and_then(|rest| rest.iter().position(|c| *c == b'\n'))
+            .map(|p| at + p + 1);
+        if let Some(line) = line.filter(|l| *l < src.len() && starts.last() < Some(l)) {
+            starts.push(line);
+        }
     }
-    first.codes.push_str(&second.codes);
-    first.spans.extend_from_slice(&second.spans);
-    Ok(Cx {
+    if starts.len() < 2 {
+        return None;
+    }
+    let ends = starts.iter().skip(1).copied().chain([src.len()]);
+    let stretches: Vec<Range<usize>> = starts
+        .iter()
+        .copied()
+        .zip(ends)
+        .map(|(a, e)| a..e)
+        .collect();
+    let runs = crate::par::share(&stretches, threads, |r| lex_run(src, mode, r.clone()));
+    let mut runs = runs.into_iter().zip(&stretches);
+    let mut all = runs.next()?.0.ok()?;
+    // Upper bound on the one-lexer bracket depth where `all` ends.
+    let mut depth = all.depth;
+    for (run, stretch) in runs {
+        let mut run = run.ok()?;
+        if all.end != stretch.start || depth + run.max_depth > MAX_NESTING {
+            return None;
+        }
+        // A `-` opening the stretch: binary after an operand, as one lexer would have coded it.
+        if run.codes.starts_with(['M', '%']) && all.after_operand {
+            run.codes.replace_range(..1, "M");
+        }
+        depth += run.depth;
+        all.end = run.end;
+        if !run.codes.is_empty() {
+            all.after_operand = run.after_operand;
+        }
+        all.codes.push_str(&run.codes);
+        all.spans.extend_from_slice(&run.spans);
+    }
+    Some(Cx {
         src,
-        codes: first.codes,
-        spans: first.spans,
+        codes: all.codes,
+        spans: all.spans,
     })
 }
 
@@ -710,11 +753,7 @@ pub const MAX_PARSE_THREADS: usize = 8;
 /// is exactly the one-thread parse (tests/fast_path.rs holds the two equal).
 pub fn parse_conditions_parallel(src: &str, threads: usize) -> Result<Conditions> {
     let threads = threads.clamp(1, MAX_PARSE_THREADS);
-    let cx = if threads > 1 {
-        lex_parallel(src, Mode::Conditions)?
-    } else {
-        lex(src, Mode::Conditions)?
-    };
+    let cx = lex_parallel(src, Mode::Conditions, threads)?;
     let shape = match shape_fast(cx.codes.as_bytes()) {
         Some(s) => s,
         None => shape_pest(&cx)?,
@@ -727,24 +766,20 @@ pub fn parse_conditions_parallel(src: &str, threads: usize) -> Result<Conditions
             clauses: vec![build_clause_parallel(only, &cx, threads)?],
         });
     }
-    // Runs of whole clauses with about the same number of tokens each.
-    let share = cx.codes.len().div_ceil(threads);
-    let mut runs: Vec<&[ClauseShape]> = Vec::with_capacity(threads);
+    // Runs of whole clauses of about BUILD_RUN_TOKENS tokens each, handed out one at a time.
+    let mut runs: Vec<&[ClauseShape]> = Vec::new();
     let mut rest = shape.as_slice();
     while !rest.is_empty() {
         let start = rest.first().map_or(0, |c| c.span.start);
-        let n = if runs.len() + 1 == threads {
-            rest.len()
-        } else {
-            rest.iter()
-                .position(|c| c.span.end - start >= share)
-                .map_or(rest.len(), |i| i + 1)
-        };
+        let n = rest
+            .iter()
+            .position(|c| c.span.end - start >= BUILD_RUN_TOKENS)
+            .map_or(rest.len(), |i| i + 1);
         let (run, tail) = rest.split_at(n);
         runs.push(run);
         rest = tail;
     }
-    let built = on_threads(&runs, |run| build_conditions(run, &cx));
+    let built = crate::par::share(&runs, threads, |run| build_conditions(run, &cx));
     let mut clauses = Vec::with_capacity(shape.len());
     for run in built {
         clauses.extend(run?.clauses);
@@ -752,28 +787,9 @@ pub fn parse_conditions_parallel(src: &str, threads: usize) -> Result<Conditions
     Ok(Conditions { clauses })
 }
 
-/// `job` over each item on its own scoped thread (the first on this one), results in order.
-/// A thread only panics if the builder does, which it must not; that item then gets a
-/// syntax error rather than taking the process down.
-fn on_threads<I: Sync, O: Send>(
-    items: &[I],
-    job: impl Fn(&I) -> Result<O> + Sync,
-) -> Vec<Result<O>> {
-    let job = &job;
-    std::thread::scope(|scope| {
-        let mut items = items.iter();
-        let first = items.next();
-        let handles: Vec<_> = items.map(|item| scope.spawn(move || job(item))).collect();
-        let mut out: Vec<Result<O>> = first.map(job).into_iter().collect();
-        for h in handles {
-            out.push(
-                h.join()
-                    .unwrap_or_else(|_| Err(ExprError::new(syntax("clause"), 0..0))),
-            );
-        }
-        out
-    })
-}
+/// About this many tokens make one piece of AST building when it is shared between threads
+/// (see [`LEX_PIECE_LEN`] for the trade-off): ~0.2 ms of building.
+const BUILD_RUN_TOKENS: usize = 2048;
 
 /// [`build_clause`] for a clause whose test is a long top-level `||` chain: its operands are
 /// built in groups on `threads` threads and joined left to right with the same [`combine`] as
@@ -798,9 +814,10 @@ fn build_clause_parallel(c: &ClauseShape, cx: &Cx<'_>, threads: usize) -> Result
     if operands.len() < threads * 2 {
         return build_clause(c, cx);
     }
-    let share = operands.len().div_ceil(threads);
-    let groups: Vec<&[Range<usize>]> = operands.chunks(share).collect();
-    let built = on_threads(&groups, |group| {
+    // Groups of operands of about BUILD_RUN_TOKENS tokens each.
+    let per_group = (BUILD_RUN_TOKENS * operands.len()).div_ceil(c.test.len().max(1));
+    let groups: Vec<&[Range<usize>]> = operands.chunks(per_group.max(1)).collect();
+    let built = crate::par::share(&groups, threads, |group| {
         group
             .iter()
             .map(|r| {
@@ -1833,7 +1850,7 @@ mod lex_tests {
     }
 
     /// `x` between two long newline-free fillers, so that the first line start after the
-    /// middle (where [`lex_parallel`] splits) is the first one after `x`'s middle.
+    /// middle (where [`lex_pieces`] splits in two) is the first one after `x`'s middle.
     fn centred(x: &str) -> String {
         let filler = "a == \"b\"; ".repeat(4000);
         format!("{filler}{x}{filler}")
@@ -1867,12 +1884,76 @@ mod lex_tests {
             "a == \"b\";;;;;;;;;;;;;;\nc ?;",
         ] {
             let src = centred(x);
+            let one = tokens(lex(&src, Mode::Conditions));
             assert_eq!(
-                tokens(lex_parallel(&src, Mode::Conditions)),
-                tokens(lex(&src, Mode::Conditions)),
+                tokens(lex_parallel(&src, Mode::Conditions, 2)),
+                one,
                 "{x:?}"
             );
+            // Two pieces split at `x`; more pieces add line starts inside `x` (pieces
+            // with no tokens, or that do not start at a token boundary) and in the filler.
+            for (pieces, threads) in [(2, 2), (3, 2), (7, 3), (40, 2)] {
+                let many = tokens(lex_pieces(&src, Mode::Conditions, pieces, threads));
+                assert_eq!(many, one, "{x:?} in {pieces} pieces");
+            }
         }
+    }
+
+    /// Many pieces over text whose line starts fall everywhere: before a `-` that continues
+    /// an expression, on blank lines and comments, at depth > 0; then inside a string, where
+    /// the pieces cannot be joined.
+    #[test]
+    fn lexing_in_many_pieces_gives_the_one_thread_tokens() {
+        let lines = [
+            "app_domain == \"d0\" && @n > 0 -> \"v0\";",
+            "(@n",
+            "- 1 > 0) -> \"v1\";",
+            "",
+            "a == \"b\";  # a comment with \" and (",
+            "{ b == \"c\" -> { d == \"e\"; };",
+            "};",
+            "@n + 1",
+            "-2 == 3;",
+            "x == -1;",
+            // Pieces of only a blank line and a comment between an operand and a `-`.
+            "@n",
+            "",
+            "# just a comment",
+            "- 1 > 0;",
+        ];
+        let text: String = (0..400)
+            .map(|i| lines[i % lines.len()].to_owned() + "\n")
+            .collect();
+        let one = tokens(lex(&text, Mode::Conditions));
+        assert!(one.is_ok());
+        for pieces in [2, 3, 5, 17, 64, 399, 1000] {
+            for threads in [1, 2, 4] {
+                let joined = joined_pieces(&text, Mode::Conditions, pieces, threads)
+                    .map(|cx| (cx.codes, cx.spans));
+                assert_eq!(
+                    joined,
+                    one.clone().ok(),
+                    "{pieces} pieces on {threads} threads"
+                );
+            }
+        }
+        // A string over a line start: not joined, lexed again, the same tokens.
+        let split = format!("{text}a == \"two\nlines\";\n{text}");
+        assert!(joined_pieces(&split, Mode::Conditions, 1000, 2).is_none());
+        let one = tokens(lex(&split, Mode::Conditions));
+        assert!(one.is_ok());
+        assert_eq!(tokens(lex_pieces(&split, Mode::Conditions, 1000, 2)), one);
+        // Brackets opened one per line, one line per piece: too deep only counted across
+        // the pieces.
+        let deep = "(\n".repeat(MAX_NESTING + 1);
+        let one = tokens(lex(&deep, Mode::Conditions));
+        assert!(one.is_err());
+        assert_eq!(tokens(lex_pieces(&deep, Mode::Conditions, 1000, 2)), one);
+        // An error in a late piece is the one-thread error.
+        let bad = format!("{text}a ? b;\n{text}");
+        let one = tokens(lex(&bad, Mode::Conditions));
+        assert!(one.is_err());
+        assert_eq!(tokens(lex_pieces(&bad, Mode::Conditions, 50, 2)), one);
     }
 
     /// The lexer's own nesting check gives exactly what running [`precheck`] first gave.

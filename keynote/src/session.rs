@@ -30,12 +30,22 @@ use std::sync::Arc;
 use thiserror::Error;
 
 /// Conditions programs of fewer clauses than this are evaluated on one thread even when the
-/// session may use more ([`Session::set_parallelism`]): starting a thread costs about as much as
-/// evaluating 500 clauses.
-pub const PARALLEL_EVAL_MIN_CLAUSES: usize = 2048;
+/// session may use more ([`Session::set_parallelism`]). On a quiet machine starting a thread
+/// costs about as much as evaluating 500 clauses; on a busy 2-core VM the first thread of a
+/// process waited up to 1.9 ms for its CPU, the time 16,000 clauses take on one thread.
+pub const PARALLEL_EVAL_MIN_CLAUSES: usize = 16 * 1024;
 
 /// Most threads one Conditions program is evaluated on.
 pub const MAX_EVAL_THREADS: usize = 8;
+
+/// Clauses per piece of a program evaluated on several threads: small enough that a helper
+/// that starts late still finds pieces left ([`crate::par`]), large enough that handing one
+/// out costs nothing next to evaluating it.
+const EVAL_RUN_CLAUSES: usize = 256;
+
+/// Signatures per piece when they are checked on several threads (an RSA-1024 check takes
+/// ~20 µs, a DSA one ~60 µs: a piece is a fraction of a millisecond).
+const SIGNATURE_RUN: usize = 8;
 
 /// An assertion's number in its session: the order in which it was added, from 0.
 pub type AssertionId = usize;
@@ -492,7 +502,7 @@ impl Session {
                     let clauses = &conds.clauses;
                     let threads = self.parallelism.min(MAX_EVAL_THREADS);
                     if threads > 1 && clauses.len() >= PARALLEL_EVAL_MIN_CLAUSES {
-                        self.program_parallel(a, clauses, threads, scope, &mut regexes, max)
+                        self.program_parallel(a, clauses, threads, specials(), max)
                     } else {
                         Evaluator::new(scope, &mut regexes).program(clauses, &self.values, max)
                     }
@@ -636,42 +646,30 @@ impl Session {
         })
     }
 
-    /// A long Conditions program evaluated on `threads` threads, in runs of clauses. Clauses are
+    /// A long Conditions program evaluated on `threads` threads, in runs of
+    /// [`EVAL_RUN_CLAUSES`] clauses handed out one at a time ([`crate::par`]). Clauses are
     /// independent (each starts with no error and no captures, RFC 2704 5.3.4 takes the maximum
     /// over them, and `_MAX_TRUST` ends the search wherever it is found), so the maximum of the
-    /// runs' maxima is the one-thread answer. Each extra thread compiles regular expressions into
-    /// its own cache. A run whose thread panicked (which evaluation must not do) counts as 0,
-    /// the value that grants nothing.
+    /// runs' maxima is the one-thread answer. Each run compiles regular expressions into a
+    /// cache of its own.
     fn program_parallel(
         &self,
         a: &Assertion,
         clauses: &[Clause],
         threads: usize,
-        scope: Scope<'_>,
-        regexes: &mut RegexCache,
+        specials: Specials,
         max: usize,
     ) -> usize {
-        let share = clauses.len().div_ceil(threads);
-        let mut runs = clauses.chunks(share);
-        let first = runs.next().unwrap_or(&[]);
-        let specials = scope.specials();
+        let runs: Vec<&[Clause]> = clauses.chunks(EVAL_RUN_CLAUSES).collect();
         let (values, attributes, constants) = (&self.values, &self.attributes, a.local_constants());
-        std::thread::scope(|s| {
-            let handles: Vec<_> = runs
-                .map(|run| {
-                    s.spawn(move || {
-                        let mut own = RegexCache::default();
-                        let scope = Scope::new(constants, attributes).with_specials(specials);
-                        Evaluator::new(scope, &mut own).program(run, values, max)
-                    })
-                })
-                .collect();
-            let mut best = Evaluator::new(scope, regexes).program(first, values, max);
-            for h in handles {
-                best = best.max(h.join().unwrap_or(0));
-            }
-            best
+        crate::par::share(&runs, threads, |run| {
+            let mut own = RegexCache::default();
+            let scope = Scope::new(constants, attributes).with_specials(specials);
+            Evaluator::new(scope, &mut own).program(run, values, max)
         })
+        .into_iter()
+        .max()
+        .unwrap_or(0)
     }
 
     /// Check the signatures of `ids`, on up to [`Session::set_parallelism`] threads.
@@ -694,23 +692,14 @@ impl Session {
         if workers == 1 || ids.len() < 2 * workers {
             return ids.iter().map(check).collect();
         }
-        let chunk = ids.len().div_ceil(workers);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = ids
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || part.iter().map(check).collect::<Vec<_>>()))
-                .collect();
-            let mut out = Vec::with_capacity(ids.len());
-            for (h, part) in handles.into_iter().zip(ids.chunks(chunk)) {
-                match h.join() {
-                    Ok(v) => out.extend(v),
-                    // Only a panicking verifier gets here; check that part on this thread so
-                    // the behaviour is the single-threaded one.
-                    Err(_) => out.extend(part.iter().map(check)),
-                }
-            }
-            out
+        // Pieces of a few signatures each, handed out one at a time (crate::par).
+        let pieces: Vec<&[AssertionId]> = ids.chunks(SIGNATURE_RUN).collect();
+        crate::par::share(&pieces, workers, |part| {
+            part.iter().map(check).collect::<Vec<_>>()
         })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     fn check_signature(

@@ -3,6 +3,7 @@
 // Test helpers panic on broken fixtures by design.
 #![allow(clippy::unwrap_used)]
 
+use keynote::session::PARALLEL_EVAL_MIN_CLAUSES;
 use keynote::{AttributeError, FailureReason, QueryError, Session, Trust};
 
 #[test]
@@ -150,7 +151,10 @@ fn parallel_evaluation_of_a_long_program_gives_the_one_thread_answer() {
         4 => format!("app_domain == \"f{i}\" -> {{ @n > 100 -> \"v2\"; true -> \"v1\"; }};"),
         _ => format!("app_domain == \"g{i}\";"),
     };
-    let program: String = (0..6_000).map(|i| clause(i) + "\n  ").collect();
+    // Long enough to be shared between threads; a multiple of 6, so the last clauses are of
+    // every kind.
+    let clauses = (PARALLEL_EVAL_MIN_CLAUSES / 6 + 200) * 6;
+    let program: String = (0..clauses).map(|i| clause(i) + "\n  ").collect();
     let run = |threads: usize, domain: &str, name: &str| {
         let mut s = Session::default();
         s.set_parallelism(threads);
@@ -165,14 +169,15 @@ fn parallel_evaluation_of_a_long_program_gives_the_one_thread_answer() {
         let r = s.query().unwrap();
         (r.value, r.granted, r.failures.len())
     };
+    let (late, last) = (format!("d{}", clauses - 6), format!("g{}", clauses - 1));
     for (domain, name) in [
-        ("d6", "a"),     // an early v0, then v1 from the regex clauses
-        ("d5994", "ab"), // late: only the last clauses' values
-        ("f4", "x"),     // a block: v2
-        ("g5", "x"),     // `_MAX_TRUST` (v3) in the first run
-        ("g5999", "x"),  // ... in the last run
-        ("e3", "x"),     // a clause whose error is in a skipped `||` operand
-        ("none", "x"),   // nothing holds
+        ("d6", "a"),           // an early v0, then v1 from the regex clauses
+        (late.as_str(), "ab"), // late: only the last clauses' values
+        ("f4", "x"),           // a block: v2
+        ("g5", "x"),           // `_MAX_TRUST` (v3) in the first run
+        (last.as_str(), "x"),  // ... in the last run
+        ("e3", "x"),           // a clause whose error is in a skipped `||` operand
+        ("none", "x"),         // nothing holds
     ] {
         let one = run(1, domain, name);
         for threads in [2, 3, 8] {

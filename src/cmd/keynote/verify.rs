@@ -11,7 +11,7 @@ use keynote::ast::StrExpr;
 use keynote::{Assertion, ParseError, Session, Trust};
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 const USAGE: &str = "Arguments:\n\t-h:             This message\n\t-r <valuelist>: Comma separated, ordered return-value list\n\t-e <filename>:  Environment settings\n\t-l <filename>:  Trusted (local) assertion\n\t-k <filename>:  File containing key\nFollowed by a list of:\n\t<filename>:     Non-local assertion\n";
 
@@ -84,23 +84,39 @@ fn read_file(path: &str) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Below this many bytes in all, a handful of files is parsed on the calling thread: starting
-/// a thread (~50 µs with its stack) costs more than parsing a few kilobytes.
-const PARALLEL_PARSE_MIN_BYTES: usize = 64 * 1024;
+/// Below this many bytes in all, a handful of files is parsed on the calling thread. Measured
+/// on this project's 2-core build machine (keynote/README.md, session 5): on a busy day the
+/// second thread made a 467 KB, 10,000-clause policy slower (median 22.1 ms against 17.7 ms
+/// on one core) and a 154 KB one too (11.7 against 9.0 ms); on a quiet day it gained ~14% on
+/// a 428 KB one. Losing up to a quarter to win a seventh is a bad trade, so only text of a
+/// size whose parse takes tens of milliseconds is shared.
+const PARALLEL_PARSE_MIN_BYTES: usize = 1024 * 1024;
 
 /// From this many files on, reading (system calls) is spread over the workers too.
 const PARALLEL_READ_MIN_FILES: usize = 16;
 
+/// Files per piece of reading and parsing handed to a thread, when there are many.
+const READ_PIECE: usize = 16;
+
 /// Read and parse assertion files on all cores: parsing dominates `verify` on large inputs,
-/// and files are independent. Errors are kept and reported later, in command-line order.
-/// `cores` is asked only when there is something to share.
+/// and files are independent. Work is handed out a piece at a time (keynote::par), so a
+/// thread that starts late takes less instead of holding the others up. Errors are kept and
+/// reported later, in command-line order. `cores` is asked only when there is something to
+/// share. A file missing from the map (only if a worker panicked, which parsing must not do)
+/// is read again on the main thread.
 fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> HashMap<String, Loaded> {
     let parse = |bytes: Vec<u8>| Assertion::parse(&text_of(bytes)).map(Arc::new);
+    let mut out: HashMap<String, Loaded> = HashMap::with_capacity(paths.len());
     if paths.len() >= PARALLEL_READ_MIN_FILES {
         let workers = cores().clamp(1, 8);
-        let chunk = paths.len().div_ceil(workers);
-        let parts: Vec<Vec<&str>> = paths.chunks(chunk).map(<[&str]>::to_vec).collect();
-        return on_workers(parts, |p| read_file(p).map(parse));
+        let pieces: Vec<&[&str]> = paths.chunks(READ_PIECE).collect();
+        let loaded = keynote::par::share(&pieces, workers, |part| {
+            part.iter()
+                .map(|p| ((*p).to_owned(), read_file(p).map(parse)))
+                .collect::<Vec<_>>()
+        });
+        out.extend(loaded.into_iter().flatten());
+        return out;
     }
     // A few files, perhaps large ones (10,000 clauses in one file or over four): read them
     // here, then share the parsing out when there is enough text.
@@ -118,75 +134,22 @@ fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> HashMap<String, Loaded
         // Fewer files than cores: each file's Conditions is split between the cores.
         let parse_split =
             |bytes: Vec<u8>| Assertion::parse_parallel(&text_of(bytes), workers).map(Arc::new);
-        return read
-            .into_iter()
-            .map(|(p, r)| (p.to_owned(), r.map(parse_split)))
-            .collect();
+        out.extend(
+            read.into_iter()
+                .map(|(p, r)| (p.to_owned(), r.map(parse_split))),
+        );
+        return out;
     }
-    if workers == 1 {
-        return read
-            .into_iter()
-            .map(|(p, r)| (p.to_owned(), r.map(parse)))
-            .collect();
-    }
-    // Files between the cores, in groups of about equal size.
-    let share = total.div_ceil(workers);
-    let mut parts: Vec<Vec<ReadFile<'_>>> = vec![Vec::new()];
-    let mut filled = 0;
-    for (p, r) in read {
-        let len = r.as_ref().map_or(0, Vec::len);
-        if filled >= share && parts.len() < workers {
-            parts.push(Vec::new());
-            filled = 0;
-        }
-        filled += len;
-        if let Some(last) = parts.last_mut() {
-            last.push((p, r));
-        }
-    }
-    on_workers(parts, |(_, r)| r.map(parse))
-}
-
-/// Run `job` over each part on its own scoped thread (the first part on this one), keyed by
-/// path. A worker only panics if the parser does, which it must not; its files are then missing
-/// from the map and are read again on the main thread.
-fn on_workers<T: Send + HasPath>(
-    parts: Vec<Vec<T>>,
-    job: impl Fn(T) -> Loaded + Sync,
-) -> HashMap<String, Loaded> {
-    let job = &job;
-    let items = parts.iter().map(Vec::len).sum();
-    let run = move |part: Vec<T>| -> Vec<(String, Loaded)> {
-        part.into_iter()
-            .map(|item| (item.path().to_owned(), job(item)))
-            .collect()
-    };
-    std::thread::scope(|scope| {
-        let mut parts = parts.into_iter();
-        let first = parts.next();
-        let handles: Vec<_> = parts.map(|part| scope.spawn(move || run(part))).collect();
-        let mut out: HashMap<String, Loaded> = HashMap::with_capacity(items);
-        out.extend(first.map(run).unwrap_or_default());
-        for h in handles {
-            out.extend(h.join().unwrap_or_default());
-        }
-        out
-    })
-}
-
-/// What [`on_workers`] keys its results by.
-trait HasPath {
-    fn path(&self) -> &str;
-}
-impl HasPath for &str {
-    fn path(&self) -> &str {
-        self
-    }
-}
-impl HasPath for ReadFile<'_> {
-    fn path(&self) -> &str {
-        self.0
-    }
+    // Files between the cores, one at a time; each is taken out of its cell by the one thread
+    // that claims it.
+    let cells: Vec<Mutex<Option<ReadFile<'_>>>> =
+        read.into_iter().map(|r| Mutex::new(Some(r))).collect();
+    let loaded = keynote::par::share(&cells, workers, |cell| {
+        let (p, r) = cell.lock().ok()?.take()?;
+        Some((p.to_owned(), r.map(parse)))
+    });
+    out.extend(loaded.into_iter().flatten());
+    out
 }
 
 /// Add one assertion file, reporting problems as the reference does.

@@ -1130,6 +1130,10 @@ fn build_value(c: &ClauseShape, cx: &Cx<'_>) -> Result<ClauseValue> {
     Ok(match &c.value {
         ValueShape::Max => ClauseValue::Max,
         ValueShape::Block(inner) => ClauseValue::Block(build_conditions(inner, cx)?.clauses),
+        // Nearly every value is one string literal (`-> "v2"`): no climb needed for it.
+        ValueShape::Expr(r) if r.len() == 1 && cx.codes.as_bytes().get(r.start) == Some(&b's') => {
+            ClauseValue::Value(StrExpr::Lit(unescape(cx.text(r.start))))
+        }
         ValueShape::Expr(r) => match expr(r.clone(), cx)? {
             Val::Str(s) => ClauseValue::Value(s),
             _ => {

@@ -18,7 +18,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${GT:-}" ]; then
     cargo build --release -p gt --manifest-path "$root/Cargo.toml" >&2
 fi
-gt="${GT:-$root/target/release/gt}"
+gt="${GT:-${CARGO_TARGET_DIR:-$root/target}/release/gt}"
+# Every row runs from inside its input folder: make the path absolute.
+case "$gt" in /*) ;; *) gt="$(pwd)/$gt" ;; esac
 if [ -n "${KEYNOTE_REF:-}" ] && ! command -v hyperfine >/dev/null 2>&1; then
     echo "KEYNOTE_REF needs hyperfine (apt install hyperfine)" >&2
     exit 2

@@ -11,10 +11,11 @@ cd "$(dirname "$0")/.."
 EXAMPLE=${1:-target/example-repo}
 scripts/setup-system-packages
 cargo build --release --quiet --bin gt
+GT=${CARGO_TARGET_DIR:-target}/release/gt  # where cargo put it
 scripts/make-example-repo.sh "$EXAMPLE" >/dev/null
 echo "\$ gt policy check --repo $EXAMPLE --policy policies/distro.kn --keyring testkeys/{ed25519,rsa2048,rsa4096,subkey}.pub.asc --at 2026-06-01 --all-tags"
 status=0
-target/release/gt policy check --repo "$EXAMPLE" --policy policies/distro.kn \
+"$GT" policy check --repo "$EXAMPLE" --policy policies/distro.kn \
     --keyring testkeys/ed25519.pub.asc --keyring testkeys/rsa2048.pub.asc \
     --keyring testkeys/rsa4096.pub.asc --keyring testkeys/subkey.pub.asc \
     --at 2026-06-01 --all-tags || status=$?

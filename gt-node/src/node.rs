@@ -489,7 +489,8 @@ impl Node {
         Ok(node)
     }
 
-    /// Re-register served repositories from the state; clean quarantines.
+    /// Re-register served repositories from the state; clean quarantines (and, in followed
+    /// repositories, ref locks) that a crash left.
     fn restore(&self) -> Result<(), NodeError> {
         let state = self.state_snapshot();
         let me = self.public_key();
@@ -511,6 +512,11 @@ impl Node {
             let (publisher, name) = parse_repo_ref(&format!("{}/{}", f.publisher, f.name))?;
             let repo = Repo::init_bare(self.dir.followed_repo(&publisher, &name))?;
             repo.cleanup_quarantine()?;
+            // Ours alone (in the data directory): a lock a crash left would block its ref.
+            let locks = repo.remove_stale_ref_locks()?;
+            if locks > 0 {
+                info!(repo = %format!("{}/{}", f.publisher, f.name), locks, "removed stale ref locks");
+            }
             self.serve_followed(&publisher, &name, &repo, f)?;
         }
         Ok(())

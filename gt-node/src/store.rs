@@ -12,7 +12,9 @@
 //! 4. only then is the ref changed, with the expected old value (compare-and-swap);
 //! 5. the `.keep` file gix leaves next to a received pack is removed.
 //!
-//! [`Repo::cleanup_quarantine`] (run at node start-up) deletes whatever a crash left in step 1–2.
+//! [`Repo::cleanup_quarantine`] (run at node start-up) deletes whatever a crash left in step 1–2,
+//! and [`Repo::remove_stale_ref_locks`] the lock file a crash in step 4 leaves, which would
+//! otherwise block that ref for good.
 //!
 //! All functions here block (gix is synchronous); async callers use `spawn_blocking`.
 
@@ -221,6 +223,46 @@ impl Repo {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("remove quarantine", &q)(e)),
         }
+    }
+
+    /// Delete the ref lock files (`*.lock` under `refs/`, and `packed-refs.lock`) that a
+    /// process killed in the middle of a ref update leaves behind: git and gix refuse to change
+    /// such a ref until the file is gone ("might need manual deletion"). Returns how many were
+    /// removed.
+    ///
+    /// Only for a repository that no other process writes while this runs: gt-node calls it at
+    /// start-up on the repositories it follows, which live in its own data directory (one
+    /// daemon per data directory), never on a shared repository, which is the user's.
+    pub fn remove_stale_ref_locks(&self) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        let mut remove = |path: &Path| match fs::remove_file(path) {
+            Ok(()) => {
+                removed += 1;
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove stale ref lock", path)(e)),
+        };
+        remove(&self.path.join("packed-refs.lock"))?;
+        let mut dirs = vec![self.path.join("refs")];
+        while let Some(dir) = dirs.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("list refs", &dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io_err("list refs", &dir))?;
+                let path = entry.path();
+                let kind = entry.file_type().map_err(io_err("list refs", &path))?;
+                if kind.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "lock") {
+                    remove(&path)?;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// All refs under `refs/` and their direct targets (symbolic refs are skipped).

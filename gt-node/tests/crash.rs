@@ -101,6 +101,7 @@ fn crash_child() {
         let dst = Repo::open(&dst).unwrap();
         // What a node does at start-up.
         dst.cleanup_quarantine().unwrap();
+        dst.remove_stale_ref_locks().unwrap();
         let mut conn = transfer::connect(addr, &publisher, "crash", None)
             .await
             .unwrap();
@@ -134,7 +135,7 @@ fn run_child(src: &Path, dst: &Path) -> std::process::Child {
         .env("GT_NODE_CRASH_SRC", src)
         .env("GT_NODE_CRASH_DST", dst)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap()
 }
@@ -159,23 +160,39 @@ fn killed_receiver_leaves_consistent_refs_and_resumes() {
 
     let mut kills = 0;
     let mut progress = Vec::new();
+    let mut failed = Vec::new();
     for round in 0..12u64 {
         let mut child = run_child(&src, &dst);
         // Kill at a pseudo-random moment between 30 and 400 ms in.
         let delay = 30 + (noise(round + 100, 1)[0] as u64 * 370 / 255);
         std::thread::sleep(Duration::from_millis(delay));
-        if child.try_wait().unwrap().is_none() {
+        let killed = child.try_wait().unwrap().is_none();
+        if killed {
             child.kill().unwrap();
             kills += 1;
         }
-        child.wait().unwrap();
+        let out = child.wait_with_output().unwrap();
+        if !killed && !String::from_utf8_lossy(&out.stdout).contains("CHILD DONE") {
+            failed.push(format!(
+                "round {round} ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
         progress.push(consistent(&dst));
     }
     eprintln!("kills: {kills}, refs after each round: {progress:?}");
+    // A receiver that stopped on its own stopped on an error: it must not.
+    assert!(failed.is_empty(), "receivers failed: {failed:?}");
     // A last run to completion: everything arrives, the quarantine is gone.
     let child = run_child(&src, &dst);
     let out = child.wait_with_output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("CHILD DONE"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("CHILD DONE"),
+        "the last receiver did not finish ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(consistent(&dst), TAGS);
     let q = dst.join(gt_node::store::QUARANTINE_DIR);
     assert!(!q.exists() || std::fs::read_dir(&q).unwrap().next().is_none());

@@ -219,3 +219,37 @@ fn limits_and_quarantine_cleanup() {
     assert!(!d.join(gt_node::store::QUARANTINE_DIR).exists());
     dst.cleanup_quarantine().unwrap();
 }
+
+/// A process killed between taking a ref's lock and renaming it into place leaves the lock
+/// file, and no later update of that ref can happen until start-up removes it.
+#[test]
+fn a_stale_ref_lock_blocks_its_ref_until_start_up_removes_it() {
+    let (_tmp, s, d, src, dst) = source_and_empty();
+    let v1 = rev(&s, "refs/tags/v1");
+    let (pack, _) = pack_bytes(&src, &[v1], &[]);
+    dst.receive_pack(
+        &mut BufReader::new(pack.as_slice()),
+        &[v1],
+        PackLimits::default(),
+    )
+    .unwrap()
+    .commit("refs/tags/v1", None, v1)
+    .unwrap();
+    let locks = [d.join("refs/tags/v2.lock"), d.join("packed-refs.lock")];
+    for l in &locks {
+        std::fs::write(l, b"").unwrap();
+    }
+    let blocked = dst.update_ref("refs/tags/v2", None, v1);
+    assert!(
+        matches!(blocked, Err(StoreError::RefConflict { .. })),
+        "{blocked:?}"
+    );
+    assert_eq!(dst.remove_stale_ref_locks().unwrap(), 2);
+    assert!(locks.iter().all(|l| !l.exists()));
+    dst.update_ref("refs/tags/v2", None, v1).unwrap();
+    assert_eq!(rev(&d, "refs/tags/v2"), v1);
+    // The refs themselves are untouched, and a second run finds nothing.
+    assert_eq!(rev(&d, "refs/tags/v1"), v1);
+    assert_eq!(dst.remove_stale_ref_locks().unwrap(), 0);
+    fsck(&d);
+}

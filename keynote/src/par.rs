@@ -83,21 +83,34 @@ mod tests {
 
     #[test]
     fn a_job_that_panicked_on_a_helper_runs_again_here() {
+        use std::sync::atomic::AtomicBool;
+        use std::time::{Duration, Instant};
         let main = std::thread::current().id();
+        let helper_took_one = AtomicBool::new(false);
         let items: Vec<usize> = (0..64).collect();
-        // Every job panics off the calling thread; the slow first job keeps this thread
-        // busy long enough for a helper to take some.
+        // Every job panics off the calling thread. The first job holds this thread until the
+        // helper has taken one (or 10 s have passed), so the helper always gets a job.
         let got = std::panic::catch_unwind(|| {
             share(&items, 2, |i| {
                 if std::thread::current().id() != main {
+                    helper_took_one.store(true, Ordering::SeqCst);
                     panic!("helper");
                 }
                 if *i == 0 {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    let start = Instant::now();
+                    while !helper_took_one.load(Ordering::SeqCst)
+                        && start.elapsed() < Duration::from_secs(10)
+                    {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                 }
                 i + 1
             })
         });
+        assert!(
+            helper_took_one.load(Ordering::SeqCst),
+            "the helper never ran a job"
+        );
         let want: Vec<usize> = (1..=64).collect();
         assert_eq!(got.ok(), Some(want));
     }

@@ -1591,9 +1591,11 @@ impl Walk<'_, '_> {
 }
 
 /// Join `lhs op rhs` (tokens `start..w.pos`), applying the typing rules of RFC 2704 4.6.5.
-/// Inlined into the climber, so that its 80-byte operands and result are not copied through
-/// memory for each call (3,331-clause policy: 13.39M -> 13.08M instructions).
-#[inline(always)]
+/// Inlined into the climber in optimised builds, so that its 80-byte operands and result are
+/// not copied through memory for each call (3,331-clause policy: 13.39M -> 13.08M
+/// instructions). Not in unoptimised ones: there the inlined temporaries made each level of
+/// the recursive climb so large that 256 nested brackets overflowed a test thread's 2 MiB.
+#[cfg_attr(not(debug_assertions), inline(always))]
 fn combine(op: Op, lhs: Val, rhs: Val, w: &Walk<'_, '_>, start: usize) -> Result<Val> {
     let ty = |msg: &'static str| w.ty(msg, start, w.pos);
     Ok(match (op, lhs, rhs) {

@@ -6,6 +6,7 @@
 mod cli;
 mod cmd;
 mod exit;
+mod memory;
 
 use clap::Parser;
 
@@ -19,6 +20,8 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // Before anything else, and before any child process inherits the flag (memory.rs).
+    memory::huge_pages_on();
     // `gt keynote ...` takes the reference tool's arguments verbatim (clap only collects them),
     // and KeyNote scripts call it once per query: skip building clap's whole command tree and
     // the log subscriber, which cost more than a small query itself.

@@ -1,0 +1,70 @@
+//! Transparent huge pages: off for the first piece of the heap, on for the rest.
+//!
+//! mimalloc asks the kernel for huge pages (`MADV_HUGEPAGE`) on the memory it maps, so the
+//! first allocation of a run, made by the Rust runtime before `main`, faults in and zeroes a
+//! whole 2 MiB page. On our build VM that one fault costs 0.3-1 ms (keynote/README.md), a
+//! quarter of a small `gt keynote verify`, which touches a few dozen 4 KiB pages in all. A
+//! large run still wants huge pages: 4 KiB faults cost ~2.5 µs each there, and a 3,331-clause
+//! policy takes 430 more of them without huge pages.
+//!
+//! So huge pages are switched off for the process before `main` (an `.init_array` entry, run
+//! by the C runtime before Rust's), and back on first thing in `main`. The first 2 MiB region
+//! of the heap then already has 4 KiB pages and keeps them; every later region mimalloc
+//! touches gets huge pages as before. The kernel checks the flag at each fault, so the switch
+//! is per process and needs nothing from the allocator. A process that inherited the flag set
+//! (it survives `execve`) keeps it: whoever started gt chose that.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether `huge_pages_off` set the flag (rather than finding it set already).
+static SET_BEFORE_MAIN: AtomicBool = AtomicBool::new(false);
+
+/// Runs before `main` (and before the Rust runtime's first allocation).
+#[allow(unsafe_code)] // `link_section`: the one way to run before the runtime's first malloc.
+#[unsafe(link_section = ".init_array")]
+#[used]
+static HUGE_PAGES_OFF_BEFORE_MAIN: extern "C" fn() = huge_pages_off;
+
+/// Turn huge pages off for this process. Errors (a kernel without THP, a seccomp filter) only
+/// mean the run keeps the default, so they are ignored.
+extern "C" fn huge_pages_off() {
+    if rustix::thread::transparent_huge_pages_are_disabled() == Ok(false)
+        && rustix::thread::disable_transparent_huge_pages(true).is_ok()
+    {
+        SET_BEFORE_MAIN.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Turn huge pages back on for all later faults, unless they were off when gt started; called
+/// first thing in `main`.
+pub fn huge_pages_on() {
+    if SET_BEFORE_MAIN.swap(false, Ordering::Relaxed) {
+        let _ = rustix::thread::disable_transparent_huge_pages(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustix::thread::transparent_huge_pages_are_disabled;
+
+    /// The test binary links this module too, so its `.init_array` entry ran before the test
+    /// harness started; `main` is not run here, so the flag is still set until turned back on.
+    /// The only test that touches the (process-wide) flag.
+    #[test]
+    fn huge_pages_are_off_before_main_and_on_after() {
+        assert!(transparent_huge_pages_are_disabled().unwrap());
+        let inherited = !super::SET_BEFORE_MAIN.load(super::Ordering::Relaxed);
+        super::huge_pages_on();
+        // Back on, unless the test process was started with the flag set.
+        assert_eq!(transparent_huge_pages_are_disabled().unwrap(), inherited);
+        // A child started now (git, gpg) gets the same setting.
+        let status = |cmd: &mut std::process::Command| {
+            let out = cmd.output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let shell = "grep '^THP_enabled:' /proc/self/status";
+        let plain = status(std::process::Command::new("sh").args(["-c", shell]));
+        assert_eq!(plain.trim().ends_with('1'), !inherited, "{plain}");
+    }
+}

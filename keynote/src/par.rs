@@ -58,9 +58,26 @@ pub fn share<I: Sync, O: Send>(
         .collect()
 }
 
+/// [`share`] with the items handed out `piece` at a time (at least one), for jobs too short
+/// to be worth a turn of the counter each; results in item order, one per item.
+pub fn share_in_pieces<I: Sync, O: Send>(
+    items: &[I],
+    piece: usize,
+    threads: usize,
+    job: impl Fn(&I) -> O + Sync,
+) -> Vec<O> {
+    let pieces: Vec<&[I]> = items.chunks(piece.max(1)).collect();
+    share(&pieces, threads, |part| {
+        part.iter().map(&job).collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::share;
+    use super::{share, share_in_pieces};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
@@ -72,6 +89,19 @@ mod tests {
             assert_eq!(got, want, "{threads} threads");
         }
         assert!(share(&[] as &[u8], 4, |x| *x).is_empty());
+    }
+
+    #[test]
+    fn pieces_give_one_result_per_item_in_order() {
+        let items: Vec<u64> = (0..1001).collect();
+        let want: Vec<u64> = items.iter().map(|x| x + 7).collect();
+        for piece in [0, 1, 8, 1000, 5000] {
+            for threads in [1, 2, 3] {
+                let got = share_in_pieces(&items, piece, threads, |x| x + 7);
+                assert_eq!(got, want, "pieces of {piece} on {threads} threads");
+            }
+        }
+        assert!(share_in_pieces(&[] as &[u8], 8, 4, |x| *x).is_empty());
     }
 
     #[test]

@@ -693,13 +693,7 @@ impl Session {
             return ids.iter().map(check).collect();
         }
         // Pieces of a few signatures each, handed out one at a time (crate::par).
-        let pieces: Vec<&[AssertionId]> = ids.chunks(SIGNATURE_RUN).collect();
-        crate::par::share(&pieces, workers, |part| {
-            part.iter().map(check).collect::<Vec<_>>()
-        })
-        .into_iter()
-        .flatten()
-        .collect()
+        crate::par::share_in_pieces(ids, SIGNATURE_RUN, workers, check)
     }
 
     fn check_signature(

@@ -93,15 +93,7 @@ fn check_all(assertions: &[&str]) -> Vec<Outcome> {
     }
     // Pieces of a few assertions each, handed out one at a time (keynote::par): a worker that
     // starts late takes less instead of holding the others up.
-    let pieces: Vec<&[&str]> = assertions.chunks(PIECE).collect();
-    keynote::par::share(&pieces, workers, |part| {
-        part.iter()
-            .map(|a| check(a, &registry, &keys))
-            .collect::<Vec<_>>()
-    })
-    .into_iter()
-    .flatten()
-    .collect()
+    keynote::par::share_in_pieces(assertions, PIECE, workers, |a| check(a, &registry, &keys))
 }
 
 /// Run `keynote sigver` with the arguments after the subcommand name; returns the exit status.

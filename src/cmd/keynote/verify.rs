@@ -109,13 +109,12 @@ fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> HashMap<String, Loaded
     let mut out: HashMap<String, Loaded> = HashMap::with_capacity(paths.len());
     if paths.len() >= PARALLEL_READ_MIN_FILES {
         let workers = cores().clamp(1, 8);
-        let pieces: Vec<&[&str]> = paths.chunks(READ_PIECE).collect();
-        let loaded = keynote::par::share(&pieces, workers, |part| {
-            part.iter()
-                .map(|p| ((*p).to_owned(), read_file(p).map(parse)))
-                .collect::<Vec<_>>()
-        });
-        out.extend(loaded.into_iter().flatten());
+        out.extend(keynote::par::share_in_pieces(
+            paths,
+            READ_PIECE,
+            workers,
+            |p| ((*p).to_owned(), read_file(p).map(parse)),
+        ));
         return out;
     }
     // A few files, perhaps large ones (10,000 clauses in one file or over four): read them

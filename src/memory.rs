@@ -13,13 +13,18 @@
 //! touches gets huge pages as before. The kernel checks the flag at each fault, so the switch
 //! is per process and needs nothing from the allocator. A process that inherited the flag set
 //! (it survives `execve`) keeps it: whoever started gt chose that.
+//!
+//! Linux only (the flag is a Linux `prctl`); elsewhere `huge_pages_on` does nothing.
 
+#[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether `huge_pages_off` set the flag (rather than finding it set already).
+#[cfg(target_os = "linux")]
 static SET_BEFORE_MAIN: AtomicBool = AtomicBool::new(false);
 
 /// Runs before `main` (and before the Rust runtime's first allocation).
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // `link_section`: the one way to run before the runtime's first malloc.
 #[unsafe(link_section = ".init_array")]
 #[used]
@@ -27,6 +32,7 @@ static HUGE_PAGES_OFF_BEFORE_MAIN: extern "C" fn() = huge_pages_off;
 
 /// Turn huge pages off for this process. Errors (a kernel without THP, a seccomp filter) only
 /// mean the run keeps the default, so they are ignored.
+#[cfg(target_os = "linux")]
 extern "C" fn huge_pages_off() {
     if rustix::thread::transparent_huge_pages_are_disabled() == Ok(false)
         && rustix::thread::disable_transparent_huge_pages(true).is_ok()
@@ -38,12 +44,13 @@ extern "C" fn huge_pages_off() {
 /// Turn huge pages back on for all later faults, unless they were off when gt started; called
 /// first thing in `main`.
 pub fn huge_pages_on() {
+    #[cfg(target_os = "linux")]
     if SET_BEFORE_MAIN.swap(false, Ordering::Relaxed) {
         let _ = rustix::thread::disable_transparent_huge_pages(false);
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use rustix::thread::transparent_huge_pages_are_disabled;
 
@@ -58,13 +65,12 @@ mod tests {
         // Back on, unless the test process was started with the flag set.
         assert_eq!(transparent_huge_pages_are_disabled().unwrap(), inherited);
         // A child started now (git, gpg) gets the same setting.
-        let status = |cmd: &mut std::process::Command| {
-            let out = cmd.output().unwrap();
-            assert!(out.status.success());
-            String::from_utf8(out.stdout).unwrap()
-        };
-        let shell = "grep '^THP_enabled:' /proc/self/status";
-        let plain = status(std::process::Command::new("sh").args(["-c", shell]));
-        assert_eq!(plain.trim().ends_with('1'), !inherited, "{plain}");
+        let child = std::process::Command::new("sh")
+            .args(["-c", "grep '^THP_enabled:' /proc/self/status"])
+            .output()
+            .unwrap();
+        assert!(child.status.success());
+        let line = String::from_utf8(child.stdout).unwrap();
+        assert_eq!(line.trim().ends_with('1'), !inherited, "{line}");
     }
 }

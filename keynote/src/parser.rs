@@ -340,6 +340,12 @@ fn lex_run(src: &str, mode: Mode, range: Range<usize>) -> Result<LexRun> {
     let mut after_operand = false;
     while i < range.end {
         let Some(&c) = b.get(i) else { break };
+        // The one space between tokens, by far the most common byte: skipped before the
+        // table's jump (b3: ~11% of the lexer's instructions).
+        if c == b' ' {
+            i += 1;
+            continue;
+        }
         let start = i;
         let code = match CLASS[usize::from(c)] {
             Class::Space => {

@@ -1555,7 +1555,8 @@ impl Walk<'_, '_> {
     /// The right operand of each operator is `climb(power + 1)`. When no tighter operator
     /// follows that operand (`a == "x"`, `@n > 2`: most of them), that climb would return
     /// the operand as it is, so it is taken without the recursive call and the move of its
-    /// result (3,331-clause policy: about a third of the climber's instructions).
+    /// result. With [`Walk::operand_or_leaf`], 3.3% of a 3,331-clause policy's instructions
+    /// (13.08M -> 12.65M, whole process) and 4.7% of a 10,000-term `||`'s (37.11M -> 35.38M).
     fn climb_from(&mut self, mut lhs: Val, start: usize, min: u8) -> Result<Val> {
         while let Some((op, power)) = self.next_power() {
             if power < min {

@@ -15,6 +15,20 @@ pub const MAX_ASSERTION_LEN: usize = 4 * 1024 * 1024;
 /// being far beyond what any real policy needs (the reference's own limit is ~3,300 blocks).
 pub const MAX_NESTING: usize = 256;
 
+/// Deepest nesting of `!` operands without a bracket between them (`!a == !b == !c ...`: each
+/// `!` takes the rest of the comparison chain as its operand). Building the tree recurses once
+/// per level, and unlike brackets nothing else bounded them: 20,000 of them in a 140 KB
+/// assertion overflowed the stack. Any such nesting is a type error anyway (a test is never an
+/// operand of a comparison, `.` or arithmetic), so a small bound only changes which error a
+/// hostile text gets; 32 keeps even an unoptimised build's frames far inside a 2 MiB stack.
+pub const MAX_NOT_NESTING: usize = 32;
+
+/// Deepest nesting of operands in one expression, brackets and `!` operands together, as the
+/// tree is built. A well-typed text has at most one `!` operand per bracket level, so it stays
+/// within twice [`MAX_NESTING`]; only texts that are type errors reach this, by nesting up to
+/// [`MAX_NOT_NESTING`] `!` operands inside each bracket.
+pub const MAX_OPERAND_NESTING: usize = 2 * MAX_NESTING;
+
 /// Longest action-environment file accepted (bytes).
 pub const MAX_ENV_FILE_LEN: usize = 16 * 1024 * 1024;
 

@@ -16,7 +16,7 @@ use crate::ast::{
     ArithOp, Clause, ClauseValue, CmpOp, Conditions, FloatExpr, IntExpr, Licensees, NumExpr,
     StrExpr, Test, Text, unescape,
 };
-use crate::limits::{MAX_ASSERTION_LEN, MAX_NESTING};
+use crate::limits::{MAX_ASSERTION_LEN, MAX_NESTING, MAX_NOT_NESTING, MAX_OPERAND_NESTING};
 use pest::Parser as _;
 use pest::iterators::Pair;
 use std::ops::Range;
@@ -827,30 +827,22 @@ fn build_clause_parallel(c: &ClauseShape, cx: &Cx<'_>, threads: usize) -> Result
         group
             .iter()
             .map(|r| {
-                let mut w = Walk {
-                    cx,
-                    codes,
-                    pos: r.start,
-                };
+                let mut w = Walk::new(CxTokens::at(cx, r.start));
                 // As the chain's own loop does: above `||` strength, so the climb stops at
                 // the next depth-0 `||` (the first operand comes out the same as under
                 // `climb(0)`, whose loop only differs in also taking `||`).
                 let v = w.climb(OR_OPERAND)?;
-                Ok((v, w.pos, r.end))
+                Ok((v, w.s.pos, r.end))
             })
             .collect::<Result<Vec<_>>>()
     });
     // Join as Walk::climb(0) does: the first operand, then `combine(Or, lhs, rhs)` for each
     // next one, the combination checked right after its right operand was built.
-    let mut w = Walk {
-        cx,
-        codes,
-        pos: c.test.start,
-    };
+    let mut w = Walk::new(CxTokens::at(cx, c.test.start));
     let mut lhs: Option<Val> = None;
     for group in built {
         for (v, end, operand_end) in group? {
-            w.pos = end;
+            w.s.pos = end;
             // What `combine(Or, ..)` builds, with room for the whole chain at once rather
             // than growing a 10,000-operand vector by copying.
             lhs = Some(match (lhs, v) {
@@ -869,7 +861,7 @@ fn build_clause_parallel(c: &ClauseShape, cx: &Cx<'_>, threads: usize) -> Result
             });
             // Where climb(0) would have stopped short of the next `||` (or the end).
             if end != operand_end {
-                return Err(w.error(syntax("operator"), w.pos));
+                return Err(w.error(syntax("operator"), w.s.pos));
             }
         }
     }
@@ -1487,41 +1479,108 @@ fn arith_level(a: ArithOp) -> u8 {
     }
 }
 
-/// Precedence climbing over the token codes of one `expr` (already validated by the
-/// grammar): `operand (infix operand)*` with operands `prefix* (leaf | "(" expr ")")`.
-/// Left-associative chains are built in a loop; recursion goes only as deep as the number of
-/// precedence levels and the bracket nesting, never per operand.
-struct Walk<'c, 's> {
+/// Where a [`Walk`] reads its tokens: a lexed stream ([`CxTokens`]) or the text itself
+/// (`direct`). Positions are whatever the source counts in (token indices, byte offsets); only
+/// errors use them.
+trait Tokens<'s> {
+    /// The code of the next token (see tokens.pest); `None` at the end.
+    fn peek(&self) -> Option<u8>;
+    /// The source text of the next token.
+    fn peek_text(&self) -> &'s str;
+    /// Move past the next token.
+    fn bump(&mut self);
+    /// The position of the next token.
+    fn pos(&self) -> usize;
+    /// The bytes of the text from position `a` up to (not including) position `b`.
+    fn bytes(&self, a: usize, b: usize) -> Range<usize>;
+}
+
+/// A lexed token stream read from a token index on.
+struct CxTokens<'c, 's> {
     cx: &'c Cx<'s>,
     codes: &'c [u8],
     /// The next token.
     pos: usize,
 }
 
+impl<'c, 's> CxTokens<'c, 's> {
+    fn at(cx: &'c Cx<'s>, pos: usize) -> Self {
+        CxTokens {
+            cx,
+            codes: cx.codes.as_bytes(),
+            pos,
+        }
+    }
+}
+
+impl<'s> Tokens<'s> for CxTokens<'_, 's> {
+    #[inline(always)]
+    fn peek(&self) -> Option<u8> {
+        self.codes.get(self.pos).copied()
+    }
+
+    #[inline(always)]
+    fn peek_text(&self) -> &'s str {
+        self.cx.text(self.pos)
+    }
+
+    #[inline(always)]
+    fn bump(&mut self) {
+        self.pos += 1;
+    }
+
+    #[inline(always)]
+    fn pos(&self) -> usize {
+        self.pos
+    }
+
+    fn bytes(&self, a: usize, b: usize) -> Range<usize> {
+        self.cx.bytes(a, b)
+    }
+}
+
+/// Precedence climbing over the tokens of one `expr`: `operand (infix operand)*` with
+/// operands `prefix* (leaf | "(" expr ")")`. Left-associative chains are built in a loop;
+/// recursion goes only as deep as the number of precedence levels, the bracket nesting (which
+/// the lexer bounds) and the `!` operands nested without brackets ([`MAX_NOT_NESTING`]).
+struct Walk<S> {
+    s: S,
+    /// `!` operands open around the current token since the innermost open bracket
+    /// (`!a == !b == ...` nests one per `!`), bounded by [`MAX_NOT_NESTING`].
+    nots: usize,
+    /// Operands open around the current token, brackets and `!` operands together, bounded by
+    /// [`MAX_OPERAND_NESTING`].
+    levels: usize,
+}
+
 fn expr(span: Range<usize>, cx: &Cx<'_>) -> Result<Val> {
-    let mut w = Walk {
-        cx,
-        codes: cx.codes.as_bytes(),
-        pos: span.start,
-    };
+    let mut w = Walk::new(CxTokens::at(cx, span.start));
     let v = w.climb(0)?;
-    if w.pos != span.end {
-        return Err(w.error(syntax("operator"), w.pos));
+    if w.s.pos != span.end {
+        return Err(w.error(syntax("operator"), w.s.pos));
     }
     Ok(v)
 }
 
-impl Walk<'_, '_> {
+impl<'s, S: Tokens<'s>> Walk<S> {
+    fn new(s: S) -> Self {
+        Walk {
+            s,
+            nots: 0,
+            levels: 0,
+        }
+    }
+
     fn error(&self, kind: ExprErrorKind, at: usize) -> ExprError {
-        ExprError::new(kind, self.cx.bytes(at, at + 1))
+        ExprError::new(kind, self.s.bytes(at, at + 1))
     }
 
     fn ty(&self, msg: &'static str, a: usize, b: usize) -> ExprError {
-        ExprError::new(ExprErrorKind::Type(msg), self.cx.bytes(a, b))
+        ExprError::new(ExprErrorKind::Type(msg), self.s.bytes(a, b))
     }
 
     fn climb(&mut self, min: u8) -> Result<Val> {
-        let start = self.pos;
+        let start = self.s.pos();
         let lhs = self.operand_or_leaf()?;
         self.climb_from(lhs, start, min)
     }
@@ -1530,19 +1589,21 @@ impl Walk<'_, '_> {
     /// `2`) is the operand whatever follows, with no prefix or bracket to look for.
     #[inline(always)]
     fn operand_or_leaf(&mut self) -> Result<Val> {
-        match self.codes.get(self.pos) {
-            Some(&c) if c.is_ascii_lowercase() => {
-                let at = self.pos;
-                self.pos += 1;
-                self.leaf(c, at)
+        match self.s.peek() {
+            Some(c) if c.is_ascii_lowercase() => {
+                let at = self.s.pos();
+                let text = self.s.peek_text();
+                self.s.bump();
+                self.leaf(c, text, at)
             }
             _ => self.operand(),
         }
     }
 
     /// The binding power of the infix operator at the next token, if there is one there.
+    #[inline(always)]
     fn next_power(&self) -> Option<(Op, u8)> {
-        let &c = self.codes.get(self.pos)?;
+        let c = self.s.peek()?;
         if !c.is_ascii_uppercase() {
             return None;
         }
@@ -1550,7 +1611,7 @@ impl Walk<'_, '_> {
         Some((op, op.power()))
     }
 
-    /// Go on with `lhs` (the operand that began at token `start`) as [`Walk::climb`] does.
+    /// Go on with `lhs` (the operand that began at position `start`) as [`Walk::climb`] does.
     ///
     /// The right operand of each operator is `climb(power + 1)`. When no tighter operator
     /// follows that operand (`a == "x"`, `@n > 2`: most of them), that climb would return
@@ -1562,9 +1623,9 @@ impl Walk<'_, '_> {
             if power < min {
                 break;
             }
-            self.pos += 1;
+            self.s.bump();
             // Left-associative: the right operand binds strictly tighter.
-            let right = self.pos;
+            let right = self.s.pos();
             let mut rhs = self.operand_or_leaf()?;
             if self.next_power().is_some_and(|(_, p)| p > power) {
                 rhs = self.climb_from(rhs, right, power + 1)?;
@@ -1575,14 +1636,22 @@ impl Walk<'_, '_> {
     }
 
     fn operand(&mut self) -> Result<Val> {
-        let start = self.pos;
+        let start = self.s.pos();
         let mut nots = 0u32;
-        while self.codes.get(self.pos) == Some(&b'!') {
+        while self.s.peek() == Some(b'!') {
             nots = nots.saturating_add(1);
-            self.pos += 1;
+            self.s.bump();
         }
         if nots > 0 {
-            return match self.climb(NOT_OPERAND)? {
+            if self.nots >= MAX_NOT_NESTING || self.levels >= MAX_OPERAND_NESTING {
+                return Err(self.error(ExprErrorKind::TooDeep, start));
+            }
+            self.nots += 1;
+            self.levels += 1;
+            let inner = self.climb(NOT_OPERAND);
+            self.nots -= 1;
+            self.levels -= 1;
+            return match inner? {
                 Val::Bool(Test::Not { times, inner }) => Ok(Val::Bool(Test::Not {
                     times: times.saturating_add(nots),
                     inner,
@@ -1591,48 +1660,62 @@ impl Walk<'_, '_> {
                     times: nots,
                     inner: Box::new(t),
                 })),
-                _ => Err(self.ty("`!` applies to tests", start, self.pos)),
+                _ => Err(self.ty("`!` applies to tests", start, self.s.pos())),
             };
         }
-        let prefixes = self.pos;
-        while matches!(self.codes.get(self.pos), Some(b'"' | b'&' | b'$' | b'%')) {
-            self.pos += 1;
+        // The prefixes, innermost last, with their positions; nearly always none or one.
+        let mut prefixes: smallvec::SmallVec<[(u8, usize); 4]> = smallvec::SmallVec::new();
+        while let Some(p @ (b'"' | b'&' | b'$' | b'%')) = self.s.peek() {
+            prefixes.push((p, self.s.pos()));
+            self.s.bump();
         }
-        let atom_at = self.pos;
-        let mut v = match self.codes.get(self.pos) {
+        let atom_at = self.s.pos();
+        let mut v = match self.s.peek() {
             Some(b'(') => {
-                self.pos += 1;
-                let v = self.climb(0)?;
-                if self.codes.get(self.pos) != Some(&b')') {
-                    return Err(self.error(syntax("`)`"), self.pos));
+                if self.levels >= MAX_OPERAND_NESTING {
+                    return Err(self.error(ExprErrorKind::TooDeep, atom_at));
                 }
-                self.pos += 1;
+                self.s.bump();
+                let outer_nots = std::mem::take(&mut self.nots);
+                self.levels += 1;
+                let v = self.climb(0);
+                self.nots = outer_nots;
+                self.levels -= 1;
+                let v = v?;
+                if self.s.peek() != Some(b')') {
+                    return Err(self.error(syntax("`)`"), self.s.pos()));
+                }
+                self.s.bump();
                 v
             }
-            Some(b'!') => return Err(self.ty("`!` applies to tests", start, self.pos + 1)),
-            Some(&c) => {
-                self.pos += 1;
-                self.leaf(c, atom_at)?
+            Some(b'!') => {
+                let end = self.s.pos() + 1;
+                return Err(self.ty("`!` applies to tests", start, end));
             }
-            None => return Err(self.error(syntax("operand"), self.pos)),
+            Some(c) => {
+                let text = self.s.peek_text();
+                self.s.bump();
+                self.leaf(c, text, atom_at)?
+            }
+            None => return Err(self.error(syntax("operand"), self.s.pos())),
         };
-        for i in (prefixes..atom_at).rev() {
-            let p = self.codes.get(i).copied().unwrap_or(b'$');
+        for &(p, at) in prefixes.iter().rev() {
             v = match (p, v) {
                 (b'$', Val::Str(s)) => Val::Str(deref(1, s)),
                 (b'"', Val::Str(s)) => Val::Int(NumExpr::Convert(Box::new(s))),
                 (b'&', Val::Str(s)) => Val::Float(NumExpr::Convert(Box::new(s))),
                 (b'%', Val::Int(e)) => Val::Int(negate(e)),
                 (b'%', Val::Float(e)) => Val::Float(negate(e)),
-                (b'%', _) => return Err(self.ty("`-` applies to numbers", i, self.pos)),
-                _ => return Err(self.ty("`$`, `@`, `&` apply to strings", i, self.pos)),
+                (b'%', _) => return Err(self.ty("`-` applies to numbers", at, self.s.pos())),
+                _ => return Err(self.ty("`$`, `@`, `&` apply to strings", at, self.s.pos())),
             };
         }
         Ok(v)
     }
 
-    fn leaf(&self, code: u8, at: usize) -> Result<Val> {
-        let text = self.cx.text(at);
+    /// The operand of leaf token `code` with text `text` at position `at`.
+    #[inline(always)]
+    fn leaf(&self, code: u8, text: &str, at: usize) -> Result<Val> {
         match code {
             b'd' => text
                 .parse::<f64>()
@@ -1658,8 +1741,14 @@ impl Walk<'_, '_> {
 /// instructions). Not in unoptimised ones: there the inlined temporaries made each level of
 /// the recursive climb so large that 256 nested brackets overflowed a test thread's 2 MiB.
 #[cfg_attr(not(debug_assertions), inline(always))]
-fn combine(op: Op, lhs: Val, rhs: Val, w: &Walk<'_, '_>, start: usize) -> Result<Val> {
-    let ty = |msg: &'static str| w.ty(msg, start, w.pos);
+fn combine<'s, S: Tokens<'s>>(
+    op: Op,
+    lhs: Val,
+    rhs: Val,
+    w: &Walk<S>,
+    start: usize,
+) -> Result<Val> {
+    let ty = |msg: &'static str| w.ty(msg, start, w.s.pos());
     Ok(match (op, lhs, rhs) {
         (Op::Or, Val::Bool(a), Val::Bool(b)) => Val::Bool(match a {
             Test::Or(mut v) => {

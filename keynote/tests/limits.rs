@@ -3,7 +3,7 @@
 // Test helpers panic on broken fixtures by design.
 #![allow(clippy::unwrap_used)]
 
-use keynote::limits::{MAX_ASSERTION_LEN, MAX_NESTING};
+use keynote::limits::{MAX_ASSERTION_LEN, MAX_NESTING, MAX_NOT_NESTING};
 use keynote::parser::parse_conditions;
 use keynote::{Assertion, ExprErrorKind, ParseError, Session, Trust};
 
@@ -36,6 +36,48 @@ fn nesting_at_the_limit_parses_one_more_is_refused() {
     );
     let quoted = format!("\"{}\" == \"\"; # {}", "(".repeat(1000), "{".repeat(1000));
     assert!(parse_conditions(&quoted).is_ok());
+}
+
+/// `!a == !a == ...`: each `!` takes the rest of the comparison chain as its operand, so the
+/// operands nest without a bracket. Before the `!` count was bounded, 20,000 of them overflowed
+/// the stack (gt aborted on a 140 KB assertion); now the nesting is bounded.
+#[test]
+fn not_operands_nested_without_brackets_are_bounded() {
+    let chain = |n: usize| format!("{};", vec!["!a"; n].join(" == "));
+    // Each nested `!` comparison is a type error (a test compared with `==`) up to the limit ...
+    assert!(matches!(
+        parse_conditions(&chain(MAX_NOT_NESTING)).unwrap_err().kind,
+        ExprErrorKind::Type(_)
+    ));
+    // ... and a nesting error past it, however long the chain (on a 2 MiB test thread).
+    for n in [MAX_NOT_NESTING + 1, 20_000] {
+        assert_eq!(
+            parse_conditions(&chain(n)).unwrap_err().kind,
+            ExprErrorKind::TooDeep,
+            "{n} operands"
+        );
+    }
+    // Brackets start a new count: a valid `!(` at every bracket level parses, while the whole
+    // depth, brackets and `!` operands, stays bounded. Measured stack: under 1 MiB optimised
+    // for both; unoptimised (this test's build) 4 and 6 MiB, hence the thread.
+    let deep = std::thread::Builder::new().stack_size(16 << 20).spawn(|| {
+        let nested = format!(
+            "{}true{};",
+            "!(".repeat(MAX_NESTING),
+            ")".repeat(MAX_NESTING)
+        );
+        assert!(parse_conditions(&nested).is_ok());
+        let each = format!("{} == (", vec!["!a"; MAX_NOT_NESTING].join(" == "));
+        let worst = format!("{}a{};", each.repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert_eq!(
+            parse_conditions(&worst).unwrap_err().kind,
+            ExprErrorKind::TooDeep
+        );
+    });
+    deep.unwrap().join().unwrap();
+    // `!` operands side by side do not nest: 20,000 of them parse.
+    let flat = format!("{};", vec!["!(a == \"b\")"; 20_000].join(" && "));
+    assert!(parse_conditions(&flat).is_ok());
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Parsing of KeyNote's expression languages: pest in, typed AST (ast.rs) out.
 //!
-//! Conditions, Licensees and Authorizer text is first cut into tokens by a small hand-written
-//! lexer (strings with escapes and continuations, comments, names, numbers, operators); the
+//! A Conditions text is read in one pass where it can be (the `direct` submodule: tokens cut
+//! as the climber asks for them). Otherwise, and for Licensees and Authorizer text, it is first
+//! cut into tokens by a small hand-written lexer (strings with escapes and continuations, comments, names, numbers, operators); the
 //! token codes, one character each, are then parsed by the pest grammar in tokens.pest. The
 //! remaining small languages (Local-Constants, KeyNote-Version, the CLI's environment file)
 //! are parsed by keynote.pest directly.
@@ -37,6 +38,8 @@ mod token_grammar {
     pub(crate) struct TokenParser;
 }
 use token_grammar::{Rule as T, TokenParser};
+
+mod direct;
 
 /// Why an expression (a field value or an environment file) could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -324,6 +327,84 @@ fn skip_while(b: &[u8], mut i: usize, keep: impl Fn(u8) -> bool) -> usize {
     i
 }
 
+/// The end of the string literal whose opening quote is at `i` (after its closing quote);
+/// `None` when it is not closed. Only `\` and `"` matter inside; strings are short (`"v0"`,
+/// `"refs/tags/"`), so a plain loop beats a vector search's set-up.
+#[inline(always)]
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut i = i + 1;
+    loop {
+        i = skip_while(b, i, |c| c != b'"' && c != b'\\');
+        match b.get(i)? {
+            b'"' => return Some(i + 1),
+            _ => i += 2,
+        }
+    }
+}
+
+/// The code and end of the number whose first digit is at `i`: an integer, a float
+/// (`digits.digits`), or among principals `K-of`.
+#[inline(always)]
+fn number(b: &[u8], i: usize, mode: Mode) -> (u8, usize) {
+    let i = skip_while(b, i + 1, |c| c.is_ascii_digit());
+    if mode == Mode::Principals && b.get(i..i + 3) == Some(b"-of") {
+        (b'#', i + 3)
+    } else if b.get(i) == Some(&b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+        (b'd', skip_while(b, i + 2, |c| c.is_ascii_digit()))
+    } else {
+        (b'i', i)
+    }
+}
+
+/// The code and end of the name whose first letter (or `_`) is at `i`: in Conditions `true`
+/// and `false` (any case) are keywords.
+#[inline(always)]
+fn word(b: &[u8], i: usize, mode: Mode) -> (u8, usize) {
+    let end = skip_while(b, i + 1, |c| IDENT[usize::from(c)]);
+    let w = b.get(i..end).unwrap_or(&[]);
+    let code = match mode {
+        Mode::Conditions if w.eq_ignore_ascii_case(b"true") => b't',
+        Mode::Conditions if w.eq_ignore_ascii_case(b"false") => b'f',
+        _ => b'n',
+    };
+    (code, end)
+}
+
+/// The code and length of the operator, bracket or separator token that starts with byte `c`
+/// followed by `next`; `after_operand` tells a binary `-` from a unary one. Brackets are their
+/// own codes (the caller counts their depth). `None` for a lone `|`, `=` or `~`.
+#[inline(always)]
+fn punct(c: u8, next: u8, after_operand: bool) -> Option<(u8, usize)> {
+    Some(match (c, next) {
+        (b'|', b'|') => (b'O', 2),
+        (b'&', b'&') => (b'A', 2),
+        (b'=', b'=') => (b'E', 2),
+        (b'!', b'=') => (b'N', 2),
+        (b'<', b'=') => (b'P', 2),
+        (b'>', b'=') => (b'H', 2),
+        (b'~', b'=') => (b'X', 2),
+        (b'-', b'>') => (b'>', 2),
+        (b'<', _) => (b'L', 1),
+        (b'>', _) => (b'G', 1),
+        (b'+', _) => (b'S', 1),
+        // Binary minus after an operand, unary minus anywhere else: the grammar can then
+        // match every prefix with one character range.
+        (b'-', _) if after_operand => (b'M', 1),
+        (b'-', _) => (b'%', 1),
+        (b'.', _) => (b'C', 1),
+        (b'*', _) => (b'T', 1),
+        (b'/', _) => (b'D', 1),
+        (b'%', _) => (b'R', 1),
+        (b'^', _) => (b'W', 1),
+        (b'!', _) => (b'!', 1),
+        (b'@', _) => (b'"', 1),
+        (b'&', _) => (b'&', 1),
+        (b'$', _) => (b'$', 1),
+        (b'(' | b'{' | b')' | b'}' | b';' | b',', _) => (c, 1),
+        _ => return None,
+    })
+}
+
 /// Lex from `range.start` (a token boundary outside strings and comments, at depth 0, after
 /// no operand) to the first token boundary at or after `range.end`.
 ///
@@ -359,86 +440,39 @@ fn lex_run(src: &str, mode: Mode, range: Range<usize>) -> Result<LexRun> {
                 continue;
             }
             Class::Quote => {
-                // Only `\` and `"` matter inside a string. Strings are short (`"v0"`,
-                // `"refs/tags/"`): a plain loop beats a vector search's set-up.
-                i += 1;
-                loop {
-                    i = skip_while(b, i, |c| c != b'"' && c != b'\\');
-                    match b.get(i) {
-                        None => {
-                            return Err(ExprError::new(syntax("closing quote"), start..src.len()));
-                        }
-                        Some(b'"') => break,
-                        Some(_) => i += 2,
-                    }
-                }
-                i += 1;
+                let Some(end) = string_end(b, i) else {
+                    return Err(ExprError::new(syntax("closing quote"), start..src.len()));
+                };
+                i = end;
                 b's'
             }
             Class::Digit => {
-                i = skip_while(b, i + 1, |c| c.is_ascii_digit());
-                if mode == Mode::Principals && b.get(i..i + 3) == Some(b"-of") {
-                    i += 3;
-                    b'#'
-                } else if b.get(i) == Some(&b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
-                    i = skip_while(b, i + 2, |c| c.is_ascii_digit());
-                    b'd'
-                } else {
-                    b'i'
-                }
+                let code;
+                (code, i) = number(b, i, mode);
+                code
             }
             Class::Word => {
-                i = skip_while(b, i + 1, |c| IDENT[usize::from(c)]);
-                let word = b.get(start..i).unwrap_or(&[]);
-                match mode {
-                    Mode::Conditions if word.eq_ignore_ascii_case(b"true") => b't',
-                    Mode::Conditions if word.eq_ignore_ascii_case(b"false") => b'f',
-                    _ => b'n',
-                }
+                let code;
+                (code, i) = word(b, i, mode);
+                code
             }
             Class::Punct => {
-                let next = b.get(i + 1).copied().unwrap_or(0);
-                let (code, len) = match (c, next) {
-                    (b'|', b'|') => (b'O', 2),
-                    (b'&', b'&') => (b'A', 2),
-                    (b'=', b'=') => (b'E', 2),
-                    (b'!', b'=') => (b'N', 2),
-                    (b'<', b'=') => (b'P', 2),
-                    (b'>', b'=') => (b'H', 2),
-                    (b'~', b'=') => (b'X', 2),
-                    (b'-', b'>') => (b'>', 2),
-                    (b'<', _) => (b'L', 1),
-                    (b'>', _) => (b'G', 1),
-                    (b'+', _) => (b'S', 1),
-                    // Binary minus after an operand, unary minus anywhere else: the grammar can
-                    // then match every prefix with one character range.
-                    (b'-', _) if after_operand => (b'M', 1),
-                    (b'-', _) => (b'%', 1),
-                    (b'.', _) => (b'C', 1),
-                    (b'*', _) => (b'T', 1),
-                    (b'/', _) => (b'D', 1),
-                    (b'%', _) => (b'R', 1),
-                    (b'^', _) => (b'W', 1),
-                    (b'!', _) => (b'!', 1),
-                    (b'@', _) => (b'"', 1),
-                    (b'&', _) => (b'&', 1),
-                    (b'$', _) => (b'$', 1),
-                    (b'(' | b'{', _) => {
+                let Some((code, len)) = punct(c, b.get(i + 1).copied().unwrap_or(0), after_operand)
+                else {
+                    // A lone `|`, `=` or `~`.
+                    return Err(ExprError::new(syntax("a token"), i..i + 1));
+                };
+                match code {
+                    b'(' | b'{' => {
                         depth += 1;
                         if depth > MAX_NESTING {
                             return Err(ExprError::new(ExprErrorKind::TooDeep, i..i + 1));
                         }
                         max_depth = max_depth.max(depth);
-                        (c, 1)
                     }
-                    (b')' | b'}', _) => {
-                        depth = depth.saturating_sub(1);
-                        (c, 1)
-                    }
-                    (b';' | b',', _) => (c, 1),
-                    // A lone `|`, `=` or `~`.
-                    _ => return Err(ExprError::new(syntax("a token"), i..i + 1)),
-                };
+                    b')' | b'}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
                 i += len;
                 code
             }
@@ -730,12 +764,17 @@ fn run_tokens<'c>(rule: T, cx: &'c Cx<'_>) -> Result<Pair<'c, T>> {
 
 /// Parse a Conditions field value (RFC 2704 4.6.5). Empty text gives no clauses.
 ///
-/// The token stream is first read by [`shape_fast`], a hand-written recognizer of exactly the
+/// Nearly every text is read in one pass by `direct` (tokens cut as the climber needs them);
+/// where that gives up, on errors above all, the text is lexed into a token stream, which is
+/// first read by [`shape_fast`], a hand-written recognizer of exactly the
 /// `conditions` rule of tokens.pest (which is LL(1) over token codes, so a recognizer needs no
 /// backtracking); whenever it does not accept the stream, pest parses it, so every syntax
 /// error comes from pest. Either way the same conversion builds the AST; `pest_only` and the
 /// differential tests (tests/fast_path.rs) hold the two recognizers to the same answers.
 pub fn parse_conditions(src: &str) -> Result<Conditions> {
+    if let Some(c) = direct::parse_conditions(src) {
+        return Ok(c);
+    }
     let cx = lex(src, Mode::Conditions)?;
     let shape = match shape_fast(cx.codes.as_bytes()) {
         Some(s) => s,
@@ -759,6 +798,9 @@ pub const MAX_PARSE_THREADS: usize = 8;
 /// is exactly the one-thread parse (tests/fast_path.rs holds the two equal).
 pub fn parse_conditions_parallel(src: &str, threads: usize) -> Result<Conditions> {
     let threads = threads.clamp(1, MAX_PARSE_THREADS);
+    if threads == 1 || src.len() < PARALLEL_LEX_MIN_LEN {
+        return parse_conditions(src);
+    }
     let cx = lex_parallel(src, Mode::Conditions, threads)?;
     let shape = match shape_fast(cx.codes.as_bytes()) {
         Some(s) => s,
@@ -914,6 +956,14 @@ fn single_literal(src: &str) -> Option<&str> {
         .strip_prefix('"')?
         .strip_suffix('"')?;
     (!inner.contains(['"', '\\'])).then_some(inner)
+}
+
+/// The one-pass Conditions reader alone: `None` where it gives up and [`parse_conditions`]
+/// takes the token-stream path. Public only so that the differential tests can check that it
+/// gives up exactly where pest alone finds an error.
+#[doc(hidden)]
+pub fn direct_conditions(src: &str) -> Option<Conditions> {
+    direct::parse_conditions(src)
 }
 
 /// The parsers of this module without their fast paths: pest reads every token stream.

@@ -1,23 +1,27 @@
-//! Differential tests: the parsers' fast paths (parser.rs: a hand-written recognizer of the
-//! Conditions rule, flat Licensees, single-literal Authorizer, digit-only KeyNote-Version)
-//! give exactly what pest alone gives (`keynote::parser::pest_only`), AST or error, on the
+//! Differential tests: the parsers' fast paths (parser.rs: the one-pass Conditions reader, a
+//! hand-written recognizer of the Conditions rule, flat Licensees, single-literal Authorizer,
+//! digit-only KeyNote-Version) give exactly what pest alone gives (`keynote::parser::pest_only`), AST or error, on the
 //! conformance corpus, the fuzz corpus, generated programs and token soup.
 // Test helpers panic on broken fixtures by design.
 #![allow(clippy::unwrap_used)]
 
 use keynote::parser::{
-    PARALLEL_MIN_TOKENS, parse_conditions, parse_conditions_parallel, parse_env_assignments,
-    parse_licensees, parse_str_expr, parse_version, pest_only,
+    PARALLEL_MIN_TOKENS, direct_conditions, parse_conditions, parse_conditions_parallel,
+    parse_env_assignments, parse_licensees, parse_str_expr, parse_version, pest_only,
 };
 use proptest::prelude::*;
 use std::path::Path;
 
 /// Every parser, fast path against pest alone.
 fn same(src: &str) {
+    let pest = pest_only::parse_conditions(src);
+    assert_eq!(parse_conditions(src), pest, "Conditions {src:?}");
+    // The one-pass reader gives up exactly where pest finds an error, and otherwise builds
+    // pest's tree (so no valid text falls back to the slow path unnoticed).
     assert_eq!(
-        parse_conditions(src),
-        pest_only::parse_conditions(src),
-        "Conditions {src:?}"
+        direct_conditions(src),
+        pest.ok(),
+        "one-pass Conditions {src:?}"
     );
     assert_eq!(
         parse_licensees(src),
@@ -233,6 +237,10 @@ fn hand_picked() {
         "a -> \"b\";",
         "@a + 1 > 2 && !(b ~= \"c\") || $x . y == \"z\";",
         "-1 < 2; 1.5 > &a;",
+        // A `-` after `)` is binary, after an operator unary.
+        "(@n) - 1 > 0;",
+        "-(@n) - -1 < 3 && (@a)-(@b) == 0;",
+        "(a == \"b\") - 1;",
         "a == \"b\"",
         "(a == \"b\";",
         "a == \"b\");",
@@ -344,6 +352,7 @@ fn program() -> impl Strategy<Value = String> {
             "true",
             "a . b == $c",
             "@n == \"1\"",
+            "(@n) - -1 > 0",
         ][..],
     );
     let value = prop::sample::select(&["", " -> \"v\"", " -> a", " -> 1"][..]);

@@ -1,0 +1,208 @@
+//! Conditions read in one pass over the text: tokens are cut as the climber asks for them and
+//! the AST is built as they come, with no token vector and no separate clause-structure pass.
+//!
+//! The lexing steps ([`super::string_end`], [`super::number`], [`super::word`],
+//! [`super::punct`]) and the climber ([`super::Walk`]) are the ones the token-stream path uses,
+//! and the clause loop here is the `conditions`/`clause`/`block` rules of tokens.pest read
+//! directly, so wherever this path succeeds it builds exactly the tree that path builds. It
+//! gives up (`None`) on anything else, an error of any kind included; the caller then parses
+//! the text the old way, which reports the error as the grammar finds it. tests/fast_path.rs
+//! holds it to that: `Some` exactly when pest alone parses the text, and the same tree.
+//!
+//! Why: a 3,331-clause policy spent most of its parse in the token vectors (9 bytes a token,
+//! ~80 fresh pages), the structure pass and re-reading tokens (keynote/README.md, session 10).
+
+use super::{
+    CLASS, Class, MAX_NESTING, Mode, Tokens, Val, Walk, number, punct, skip_while, string_end, word,
+};
+use crate::ast::{Clause, ClauseValue, Conditions};
+use crate::limits::MAX_ASSERTION_LEN;
+use std::ops::Range;
+
+/// A code no token has: the lexer met an error, and whatever reads it fails.
+const FAILED: u8 = 0;
+
+/// The Conditions text with one token looked ahead.
+struct Stream<'s> {
+    src: &'s str,
+    /// The next token's code; `None` at the end of the text.
+    next: Option<u8>,
+    /// The next token's bytes.
+    start: usize,
+    end: usize,
+    /// Whether the token before the next one was an operand (a `-` after it is binary).
+    after_operand: bool,
+    /// Bracket depth after the next token.
+    depth: usize,
+}
+
+impl<'s> Stream<'s> {
+    fn new(src: &'s str) -> Self {
+        let mut s = Stream {
+            src,
+            next: None,
+            start: 0,
+            end: 0,
+            after_operand: false,
+            depth: 0,
+        };
+        s.lex(0);
+        s
+    }
+
+    /// Cut the token at or after byte `i` (blanks and comments skipped), as `lex_run` does.
+    /// Inlined only in optimised builds: unoptimised, each inlined copy keeps its own stack
+    /// slots, and the climber's frames grew past a 2 MiB test thread at 200 nested brackets.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn lex(&mut self, mut i: usize) {
+        let b = self.src.as_bytes();
+        if let Some(prev) = self.next {
+            self.after_operand = prev.is_ascii_lowercase() || prev == b')';
+        }
+        loop {
+            let Some(&c) = b.get(i) else {
+                self.next = None;
+                self.start = i;
+                self.end = i;
+                return;
+            };
+            if c == b' ' {
+                i += 1;
+                continue;
+            }
+            let (code, end) = match CLASS[usize::from(c)] {
+                Class::Space => {
+                    i = skip_while(b, i + 1, |c| matches!(c, b' ' | b'\t' | b'\n'));
+                    continue;
+                }
+                Class::Hash => {
+                    i = skip_while(b, i + 1, |c| c != b'\n');
+                    continue;
+                }
+                Class::Quote => match string_end(b, i) {
+                    Some(end) => (b's', end),
+                    None => (FAILED, i),
+                },
+                Class::Digit => number(b, i, Mode::Conditions),
+                Class::Word => word(b, i, Mode::Conditions),
+                Class::Punct => {
+                    match punct(c, b.get(i + 1).copied().unwrap_or(0), self.after_operand) {
+                        Some((code @ (b'(' | b'{'), len)) => {
+                            self.depth += 1;
+                            if self.depth > MAX_NESTING {
+                                (FAILED, i)
+                            } else {
+                                (code, i + len)
+                            }
+                        }
+                        Some((code @ (b')' | b'}'), len)) => {
+                            self.depth = self.depth.saturating_sub(1);
+                            (code, i + len)
+                        }
+                        Some((code, len)) => (code, i + len),
+                        None => (FAILED, i),
+                    }
+                }
+                Class::Bad => (FAILED, i),
+            };
+            self.next = Some(code);
+            self.start = i;
+            // A failed token stays the next one however often it is bumped.
+            self.end = end;
+            return;
+        }
+    }
+}
+
+impl<'s> Tokens<'s> for Stream<'s> {
+    #[inline(always)]
+    fn peek(&self) -> Option<u8> {
+        self.next
+    }
+
+    #[inline(always)]
+    fn peek_text(&self) -> &'s str {
+        self.src.get(self.start..self.end).unwrap_or("")
+    }
+
+    #[inline(always)]
+    fn bump(&mut self) {
+        self.lex(self.end);
+    }
+
+    #[inline(always)]
+    fn pos(&self) -> usize {
+        self.start
+    }
+
+    fn bytes(&self, a: usize, b: usize) -> Range<usize> {
+        a..b.max(a)
+    }
+}
+
+/// The Conditions program of `src`, or `None` where this path gives up (see the module doc).
+pub(super) fn parse_conditions(src: &str) -> Option<Conditions> {
+    if src.len() > MAX_ASSERTION_LEN {
+        return None;
+    }
+    // Every clause ends in `;`: room for all of them at once (strings and comments may hold
+    // more `;`, which only costs room).
+    let room = semicolons(src.as_bytes());
+    let mut w = Walk::new(Stream::new(src));
+    let clauses = clauses(&mut w, None, room)?;
+    Some(Conditions { clauses })
+}
+
+/// `clause*` up to `close` (the `}` of a block, taken) or the end of the text.
+fn clauses(w: &mut Walk<Stream<'_>>, close: Option<u8>, room: usize) -> Option<Vec<Clause>> {
+    let mut out = Vec::with_capacity(room);
+    loop {
+        match (w.s.peek(), close) {
+            (None, None) => return Some(out),
+            (Some(c), Some(want)) if c == want => {
+                w.s.bump();
+                return Some(out);
+            }
+            (None, Some(_)) => return None,
+            _ => out.push(clause(w)?),
+        }
+    }
+}
+
+/// `clause = { expr ~ (">" ~ (block | expr))? ~ ";" }`, a test and a string value.
+fn clause(w: &mut Walk<Stream<'_>>) -> Option<Clause> {
+    let Ok(Val::Bool(test)) = w.climb(0) else {
+        return None;
+    };
+    let value = if w.s.peek() == Some(b'>') {
+        w.s.bump();
+        if w.s.peek() == Some(b'{') {
+            w.s.bump();
+            ClauseValue::Block(clauses(w, Some(b'}'), 0)?)
+        } else {
+            let Ok(Val::Str(value)) = w.climb(0) else {
+                return None;
+            };
+            ClauseValue::Value(value)
+        }
+    } else {
+        ClauseValue::Max
+    };
+    if w.s.peek() != Some(b';') {
+        return None;
+    }
+    w.s.bump();
+    Some(Clause { test, value })
+}
+
+/// How many `;` bytes `b` holds. On x86_64 memchr's SSE2 counter, chosen at compile time (see
+/// `next_line_break` in assertion.rs for why not `memchr::memchr_iter`, which asks the CPU
+/// first): 16 bytes a step, where the plain filter-and-count loop took ~4 instructions a byte
+/// (0.65M of a 3,331-clause policy's 11.3M).
+fn semicolons(b: &[u8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(sse2) = memchr::arch::x86_64::sse2::memchr::One::new(b';') {
+        return sse2.count(b);
+    }
+    b.iter().filter(|c| **c == b';').count()
+}

@@ -960,11 +960,15 @@ fn single_literal(src: &str) -> Option<&str> {
 
 /// The one-pass Conditions reader alone: `None` where it gives up and [`parse_conditions`]
 /// takes the token-stream path. Public only so that the differential tests can check that it
-/// gives up exactly where pest alone finds an error.
+/// gives up exactly where pest alone finds an error (or the text nests deeper than
+/// [`DIRECT_MAX_NESTING`]).
 #[doc(hidden)]
 pub fn direct_conditions(src: &str) -> Option<Conditions> {
     direct::parse_conditions(src)
 }
+
+#[doc(hidden)]
+pub use direct::DIRECT_MAX_NESTING;
 
 /// The parsers of this module without their fast paths: pest reads every token stream.
 /// Public only so that the differential tests can compare the two.
@@ -1599,8 +1603,9 @@ struct Walk<S> {
     /// (`!a == !b == ...` nests one per `!`), bounded by [`MAX_NOT_NESTING`].
     nots: usize,
     /// Operands open around the current token, brackets and `!` operands together, bounded by
-    /// [`MAX_OPERAND_NESTING`].
+    /// `max_levels` ([`MAX_OPERAND_NESTING`] unless the reader asks for less).
     levels: usize,
+    max_levels: usize,
 }
 
 fn expr(span: Range<usize>, cx: &Cx<'_>) -> Result<Val> {
@@ -1618,6 +1623,7 @@ impl<'s, S: Tokens<'s>> Walk<S> {
             s,
             nots: 0,
             levels: 0,
+            max_levels: MAX_OPERAND_NESTING,
         }
     }
 
@@ -1693,7 +1699,7 @@ impl<'s, S: Tokens<'s>> Walk<S> {
             self.s.bump();
         }
         if nots > 0 {
-            if self.nots >= MAX_NOT_NESTING || self.levels >= MAX_OPERAND_NESTING {
+            if self.nots >= MAX_NOT_NESTING || self.levels >= self.max_levels {
                 return Err(self.error(ExprErrorKind::TooDeep, start));
             }
             self.nots += 1;
@@ -1722,7 +1728,7 @@ impl<'s, S: Tokens<'s>> Walk<S> {
         let atom_at = self.s.pos();
         let mut v = match self.s.peek() {
             Some(b'(') => {
-                if self.levels >= MAX_OPERAND_NESTING {
+                if self.levels >= self.max_levels {
                     return Err(self.error(ExprErrorKind::TooDeep, atom_at));
                 }
                 self.s.bump();

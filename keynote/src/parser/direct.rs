@@ -12,15 +12,20 @@
 //! Why: a 3,331-clause policy spent most of its parse in the token vectors (9 bytes a token,
 //! ~80 fresh pages), the structure pass and re-reading tokens (keynote/README.md, session 10).
 
-use super::{
-    CLASS, Class, MAX_NESTING, Mode, Tokens, Val, Walk, number, punct, skip_while, string_end, word,
-};
+use super::{CLASS, Class, Mode, Tokens, Val, Walk, number, punct, skip_while, string_end, word};
 use crate::ast::{Clause, ClauseValue, Conditions};
 use crate::limits::MAX_ASSERTION_LEN;
 use std::ops::Range;
 
 /// A code no token has: the lexer met an error, and whatever reads it fails.
 const FAILED: u8 = 0;
+
+/// Deepest nesting this path reads (brackets, blocks and `!` operands); deeper text goes to
+/// the token-stream path. Here the tree is built while the text is read, so the climber
+/// recurses into text before anything has checked its structure: at the full `MAX_NESTING`
+/// that took more than a 2 MiB test thread's stack unoptimised (a token soup of brackets in
+/// the workspace test run). Real policies nest a few levels.
+pub const DIRECT_MAX_NESTING: usize = 64;
 
 /// The Conditions text with one token looked ahead.
 struct Stream<'s> {
@@ -32,7 +37,7 @@ struct Stream<'s> {
     end: usize,
     /// Whether the token before the next one was an operand (a `-` after it is binary).
     after_operand: bool,
-    /// Bracket depth after the next token.
+    /// Bracket depth after the next token (deeper than [`DIRECT_MAX_NESTING`] fails).
     depth: usize,
 }
 
@@ -89,7 +94,7 @@ impl<'s> Stream<'s> {
                     match punct(c, b.get(i + 1).copied().unwrap_or(0), self.after_operand) {
                         Some((code @ (b'(' | b'{'), len)) => {
                             self.depth += 1;
-                            if self.depth > MAX_NESTING {
+                            if self.depth > DIRECT_MAX_NESTING {
                                 (FAILED, i)
                             } else {
                                 (code, i + len)
@@ -149,6 +154,7 @@ pub(super) fn parse_conditions(src: &str) -> Option<Conditions> {
     // more `;`, which only costs room).
     let room = semicolons(src.as_bytes());
     let mut w = Walk::new(Stream::new(src));
+    w.max_levels = DIRECT_MAX_NESTING;
     let clauses = clauses(&mut w, None, room)?;
     Some(Conditions { clauses })
 }

@@ -201,11 +201,17 @@ fn clause(w: &mut Walk<Stream<'_>>) -> Option<Clause> {
     Some(Clause { test, value })
 }
 
-/// How many `;` bytes `b` holds. On x86_64 memchr's SSE2 counter, chosen at compile time (see
-/// `next_line_break` in assertion.rs for why not `memchr::memchr_iter`, which asks the CPU
-/// first): 16 bytes a step, where the plain filter-and-count loop took ~4 instructions a byte
-/// (0.65M of a 3,331-clause policy's 11.3M).
+/// Room for the clauses of `b`: how many `;` bytes it holds. On x86_64 memchr's SSE2 counter,
+/// chosen at compile time (see `next_line_break` in assertion.rs for why not
+/// `memchr::memchr_iter`, which asks the CPU first): 16 bytes a step, where a plain loop takes
+/// ~4 instructions a byte (0.65M of a 3,331-clause policy's 11.3M). Short text (nearly every
+/// credential: one or two clauses) is not counted; its vector grows as it is filled.
 fn semicolons(b: &[u8]) -> usize {
+    /// Below this many bytes the count costs more than growing the vector.
+    const COUNT_MIN_LEN: usize = 256;
+    if b.len() < COUNT_MIN_LEN {
+        return 0;
+    }
     #[cfg(target_arch = "x86_64")]
     if let Some(sse2) = memchr::arch::x86_64::sse2::memchr::One::new(b';') {
         return sse2.count(b);

@@ -1,5 +1,7 @@
 //! Fuzz the assertion parser, printer round trip and checker (logic in keynote::fuzz_assertion),
-//! and hold the multi-threaded parsers to the one-thread answers (same AST, same errors).
+//! hold the multi-threaded parsers to the one-thread answers (same AST, same errors), and the
+//! one-pass Conditions reader to pest alone (it gives up exactly where pest finds an error, and
+//! builds pest's tree elsewhere).
 //!
 //! The parallel Conditions parser only splits long programs (keynote's threshold, in bytes or
 //! tokens, is `keynote::parser::PARALLEL_*`), so a small input is also checked repeated (with
@@ -8,7 +10,9 @@
 #![no_main]
 
 use keynote::Assertion;
-use keynote::parser::{parse_conditions, parse_conditions_parallel};
+use keynote::parser::{
+    DIRECT_MAX_NESTING, direct_conditions, parse_conditions, parse_conditions_parallel, pest_only,
+};
 
 /// Length (bytes) a small input is repeated past. Above keynote's parallel threshold (32 KiB,
 /// or 8,192 tokens: a program of at most 8 bytes per token) for the inputs that matter; not
@@ -69,7 +73,14 @@ fn repeat_past(text: &str, sep: &str, min: usize) -> String {
 }
 
 fn check_conditions(src: &str) {
+    let pest = pest_only::parse_conditions(src);
+    let direct = direct_conditions(src);
+    // Text that nests deeper than the one-pass reader reads goes to the token-stream path.
+    if direct.is_some() || src.matches(['(', '{', '!']).count() <= DIRECT_MAX_NESTING {
+        assert_eq!(direct.as_ref(), pest.as_ref().ok(), "one-pass reader on {src:?}");
+    }
     let one = parse_conditions(src);
+    assert_eq!(one, pest, "parse_conditions against pest alone on {src:?}");
     for threads in THREADS {
         let many = parse_conditions_parallel(src, threads);
         assert_eq!(many, one, "parse_conditions_parallel({threads}) of {src:?}");

@@ -61,9 +61,11 @@ pub fn huge_pages_on() {
 /// the whole rest of the run. `MADV_COLLAPSE` (Linux 6.1) makes the region one huge page in a
 /// single call: the pages touched so far are copied, the rest come zeroed. Measured on that
 /// policy: 577 -> 329 page faults, task clock 4.3 -> 2.6 ms (`perf stat -r 30`), wall time
-/// -6% against the run without it (interleaved rounds, keynote/README.md, session 10). Where
-/// the kernel cannot (older kernels, huge pages unavailable, a huge-page size other than
-/// 2 MiB) the call fails and nothing changes.
+/// -6% against the run without it (interleaved rounds, keynote/README.md, session 10). Like
+/// any huge-page fault in mimalloc's heap (which is `MADV_HUGEPAGE`), it may have the kernel
+/// compact memory to find a free 2 MiB page. Where the kernel cannot (older kernels, huge pages
+/// off for the system or, by the inherited flag, for this process, a huge-page size other
+/// than 2 MiB) the call fails and nothing changes.
 pub fn heap_start_to_huge_page() {
     #[cfg(target_os = "linux")]
     {

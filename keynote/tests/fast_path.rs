@@ -194,8 +194,28 @@ fn parallel_conditions_same_as_one_thread() {
     }
 }
 
+/// The fuzz corpus kept in the repository: one input a line, base64, `#` lines are comments.
+const FUZZ_CORPUS: &str = include_str!("data/fuzz-assertion.b64");
+
+/// Fewest inputs [`FUZZ_CORPUS`] may hold: it is a minimised libFuzzer corpus of thousands.
+const FUZZ_CORPUS_MIN: usize = 1000;
+
 #[test]
 fn fuzz_corpus() {
+    use base64::Engine as _;
+    let mut inputs = 0;
+    for line in FUZZ_CORPUS.lines().filter(|l| !l.starts_with('#')) {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(line)
+            .unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for piece in pieces(&text) {
+            same(piece);
+        }
+        inputs += 1;
+    }
+    assert!(inputs >= FUZZ_CORPUS_MIN, "only {inputs} inputs");
+    // A local fuzzing run's corpus (not in the repository), when there is one.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
     for name in ["assertion", "action_environment"] {
         let dir = root.join(name);

@@ -2,14 +2,15 @@
 //!
 //! A Conditions text is read in one pass where it can be (the `direct` submodule: tokens cut
 //! as the climber asks for them). Otherwise, and for Licensees and Authorizer text, it is first
-//! cut into tokens by a small hand-written lexer (strings with escapes and continuations, comments, names, numbers, operators); the
-//! token codes, one character each, are then parsed by the pest grammar in tokens.pest. The
-//! remaining small languages (Local-Constants, KeyNote-Version, the CLI's environment file)
-//! are parsed by keynote.pest directly.
+//! cut into tokens by a small hand-written lexer (strings with escapes and continuations,
+//! comments, names, numbers, operators); the token codes, one character each, are then parsed
+//! by the pest grammar in tokens.pest. The remaining small languages (Local-Constants,
+//! KeyNote-Version, the CLI's environment file) are parsed by keynote.pest directly.
 //!
 //! Each entry point checks the input length and bracket nesting *before* pest runs, so that
 //! pest's recursive descent and our conversion (which recurse once per bracket level) stay
-//! within [`MAX_NESTING`] levels. Long flat sequences are collected iteratively. Typing rules
+//! within [`MAX_NESTING`] levels; `!` operands nested without brackets are bounded as the tree
+//! is built ([`MAX_NOT_NESTING`], [`MAX_OPERAND_NESTING`]). Long flat sequences are collected iteratively. Typing rules
 //! of RFC 2704 4.6.5 (no mixed int/float/string operands, no float equality, `%` on integers
 //! only) are enforced here, so the evaluator only sees well-typed trees.
 

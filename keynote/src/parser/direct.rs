@@ -5,9 +5,10 @@
 //! [`super::punct`]) and the climber ([`super::Walk`]) are the ones the token-stream path uses,
 //! and the clause loop here is the `conditions`/`clause`/`block` rules of tokens.pest read
 //! directly, so wherever this path succeeds it builds exactly the tree that path builds. It
-//! gives up (`None`) on anything else, an error of any kind included; the caller then parses
-//! the text the old way, which reports the error as the grammar finds it. tests/fast_path.rs
-//! holds it to that: `Some` exactly when pest alone parses the text, and the same tree.
+//! gives up (`None`) on anything else, an error of any kind included, and on text nesting
+//! deeper than [`DIRECT_MAX_NESTING`]; the caller then parses the text the old way, which
+//! reports any error as the grammar finds it. tests/fast_path.rs holds it to that: `Some`
+//! exactly when pest alone parses the text (unless it nests that deep), and the same tree.
 //!
 //! Why: a 3,331-clause policy spent most of its parse in the token vectors (9 bytes a token,
 //! ~80 fresh pages), the structure pass and re-reading tokens (keynote/README.md, session 10).

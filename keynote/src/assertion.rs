@@ -20,6 +20,7 @@ use crate::parser::{
     ExprError, parse_conditions_parallel, parse_licensees, parse_local_constants, parse_str_expr,
     parse_version,
 };
+use std::borrow::Cow;
 use std::ops::Range;
 use thiserror::Error;
 
@@ -239,6 +240,19 @@ impl Assertion {
     /// [`Assertion::parse`], with a long Conditions field parsed on up to `threads` threads
     /// (see [`crate::parser::parse_conditions_parallel`]); the result is the same.
     pub fn parse_parallel(text: &str, threads: usize) -> Result<Assertion, ParseError> {
+        Self::parse_cow(Cow::Borrowed(text), threads)
+    }
+
+    /// [`Assertion::parse_parallel`] of text the caller gives up: the assertion keeps that
+    /// string instead of a copy. For a file's text, read only to be parsed: the copy of a
+    /// 154 KB policy was the only thing of its run to touch a second 2 MiB region of the heap
+    /// (one more huge page to clear; keynote/README.md, session 11).
+    pub fn parse_owned(text: String, threads: usize) -> Result<Assertion, ParseError> {
+        Self::parse_cow(Cow::Owned(text), threads)
+    }
+
+    fn parse_cow(src: Cow<'_, str>, threads: usize) -> Result<Assertion, ParseError> {
+        let text: &str = &src;
         if text.len() > MAX_ASSERTION_LEN {
             return Err(ParseError::TooLong { len: text.len() });
         }
@@ -421,9 +435,17 @@ impl Assertion {
             Err(e) => Err(shift(base, e)),
         });
         let body_end = body_end.unwrap_or(len);
+        let text = match src {
+            Cow::Owned(mut owned) => {
+                // `len` is where a NUL byte cut the text (an ASCII byte: a char boundary).
+                owned.truncate(len);
+                owned
+            }
+            Cow::Borrowed(borrowed) => borrowed.get(..len).unwrap_or(borrowed).to_owned(),
+        };
         Ok(Assertion {
             body: start..body_end,
-            text: text.to_owned(),
+            text,
             constants,
             authorizer,
             authorizer_error,

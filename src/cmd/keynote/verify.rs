@@ -111,7 +111,7 @@ const READ_PIECE: usize = 16;
 /// share. A file missing from the map (only if a worker panicked, which parsing must not do)
 /// is read again on the main thread.
 fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> Map<String, Loaded> {
-    let parse = |bytes: Vec<u8>| Assertion::parse(&text_of(bytes)).map(Arc::new);
+    let parse = |bytes: Vec<u8>| Assertion::parse_owned(text_of(bytes), 1).map(Arc::new);
     // keynote's fast hash: std's SipHash of 1,000 paths, each put in and taken out, was
     // ~2% of a 1,000-file query.
     let mut out: Map<String, Loaded> =
@@ -144,7 +144,7 @@ fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> Map<String, Loaded> {
     if read.len() < workers {
         // Fewer files than cores: each file's Conditions is split between the cores.
         let parse_split =
-            |bytes: Vec<u8>| Assertion::parse_parallel(&text_of(bytes), workers).map(Arc::new);
+            |bytes: Vec<u8>| Assertion::parse_owned(text_of(bytes), workers).map(Arc::new);
         out.extend(
             read.into_iter()
                 .map(|(p, r)| (p.to_owned(), r.map(parse_split))),
@@ -173,7 +173,7 @@ fn add_file(
 ) -> Result<(), i32> {
     let result = match loaded.remove(path) {
         Some(r) => r,
-        None => read_file(path).map(|b| Assertion::parse(&text_of(b)).map(Arc::new)),
+        None => read_file(path).map(|b| Assertion::parse_owned(text_of(b), 1).map(Arc::new)),
     };
     match result {
         Ok(Ok(a)) => {

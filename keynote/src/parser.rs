@@ -1475,6 +1475,9 @@ enum Val {
     Float(FloatExpr),
 }
 
+/// An operand's prefix operators (`@ & $ -`, token code and position), innermost last.
+type Prefixes = smallvec::SmallVec<[(u8, usize); 4]>;
+
 /// Binary operators of the Conditions language, with their binding power.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -1642,8 +1645,12 @@ impl<'s, S: Tokens<'s>> Walk<S> {
         self.climb_from(lhs, start, min)
     }
 
-    /// [`Walk::operand`], with its most common case first: a plain leaf (`app_domain`, `"x"`,
-    /// `2`) is the operand whatever follows, with no prefix or bracket to look for.
+    /// [`Walk::operand`], with its most common cases first: a plain leaf (`app_domain`, `"x"`,
+    /// `2`) is the operand whatever follows, with no prefix or bracket to look for, and so is
+    /// one prefix on a name or string literal (`@n`). Both are built in the caller's frame:
+    /// an 80-byte `Val` returned from a call is written to memory a field at a time and read
+    /// back in 16-byte pieces, loads the processor cannot serve from its store buffer (perf
+    /// annotate: the load after such a return held a tenth of a policy's parse).
     #[inline(always)]
     fn operand_or_leaf(&mut self) -> Result<Val> {
         match self.s.peek() {
@@ -1652,6 +1659,27 @@ impl<'s, S: Tokens<'s>> Walk<S> {
                 let text = self.s.peek_text();
                 self.s.bump();
                 self.leaf(c, text, at)
+            }
+            // A string-to-number conversion or a `$` of a name or literal (`@n`, `&t`,
+            // `$a`): built here, not returned from `operand` through memory.
+            Some(p @ (b'"' | b'&' | b'$')) => {
+                let at = self.s.pos();
+                self.s.bump();
+                let Some(c @ (b'n' | b's')) = self.s.peek() else {
+                    return self.prefixed(at, smallvec::smallvec![(p, at)]);
+                };
+                let text = self.s.peek_text();
+                self.s.bump();
+                let s = if c == b'n' {
+                    StrExpr::Attr(Text::new(text))
+                } else {
+                    StrExpr::Lit(unescape(text))
+                };
+                Ok(match p {
+                    b'$' => Val::Str(deref(1, s)),
+                    b'"' => Val::Int(NumExpr::Convert(Box::new(s))),
+                    _ => Val::Float(NumExpr::Convert(Box::new(s))),
+                })
             }
             _ => self.operand(),
         }
@@ -1675,7 +1703,14 @@ impl<'s, S: Tokens<'s>> Walk<S> {
     /// the operand as it is, so it is taken without the recursive call and the move of its
     /// result. With [`Walk::operand_or_leaf`], 3.3% of a 3,331-clause policy's instructions
     /// (13.08M -> 12.65M, whole process) and 4.7% of a 10,000-term `||`'s (37.11M -> 35.38M).
-    fn climb_from(&mut self, mut lhs: Val, start: usize, min: u8) -> Result<Val> {
+    fn climb_from(&mut self, lhs: Val, start: usize, min: u8) -> Result<Val> {
+        self.climb_loop(lhs, start, min)
+    }
+
+    /// The loop of [`Walk::climb_from`], inlined into callers that are not themselves part of
+    /// the recursion (a clause's test), where the result then stays in the caller's frame.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn climb_loop(&mut self, mut lhs: Val, start: usize, min: u8) -> Result<Val> {
         while let Some((op, power)) = self.next_power() {
             if power < min {
                 break;
@@ -1720,31 +1755,24 @@ impl<'s, S: Tokens<'s>> Walk<S> {
                 _ => Err(self.ty("`!` applies to tests", start, self.s.pos())),
             };
         }
-        // The prefixes, innermost last, with their positions; nearly always none or one.
-        let mut prefixes: smallvec::SmallVec<[(u8, usize); 4]> = smallvec::SmallVec::new();
+        if self.s.peek() == Some(b'(') {
+            // No prefix: the bracket's value is the operand, returned where it was built.
+            return self.bracket();
+        }
+        self.prefixed(start, Prefixes::new())
+    }
+
+    /// An operand after `!`s: prefixes (those in `prefixes`, code and position, are taken
+    /// already), then a leaf or a bracket; the operand began at `start`.
+    fn prefixed(&mut self, start: usize, mut prefixes: Prefixes) -> Result<Val> {
+        // Innermost last; nearly always none or one.
         while let Some(p @ (b'"' | b'&' | b'$' | b'%')) = self.s.peek() {
             prefixes.push((p, self.s.pos()));
             self.s.bump();
         }
         let atom_at = self.s.pos();
         let mut v = match self.s.peek() {
-            Some(b'(') => {
-                if self.levels >= self.max_levels {
-                    return Err(self.error(ExprErrorKind::TooDeep, atom_at));
-                }
-                self.s.bump();
-                let outer_nots = std::mem::take(&mut self.nots);
-                self.levels += 1;
-                let v = self.climb(0);
-                self.nots = outer_nots;
-                self.levels -= 1;
-                let v = v?;
-                if self.s.peek() != Some(b')') {
-                    return Err(self.error(syntax("`)`"), self.s.pos()));
-                }
-                self.s.bump();
-                v
-            }
+            Some(b'(') => self.bracket()?,
             Some(b'!') => {
                 let end = self.s.pos() + 1;
                 return Err(self.ty("`!` applies to tests", start, end));
@@ -1768,6 +1796,28 @@ impl<'s, S: Tokens<'s>> Walk<S> {
             };
         }
         Ok(v)
+    }
+
+    /// `"(" expr ")"`, at the `(`. The result is passed on untouched (no `?` and rebuild), so
+    /// that the optimiser can build it in the caller's slot instead of copying it out.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn bracket(&mut self) -> Result<Val> {
+        if self.levels >= self.max_levels {
+            return Err(self.error(ExprErrorKind::TooDeep, self.s.pos()));
+        }
+        self.s.bump();
+        let outer_nots = std::mem::take(&mut self.nots);
+        self.levels += 1;
+        let v = self.climb(0);
+        self.nots = outer_nots;
+        self.levels -= 1;
+        if v.is_ok() {
+            if self.s.peek() != Some(b')') {
+                return Err(self.error(syntax("`)`"), self.s.pos()));
+            }
+            self.s.bump();
+        }
+        v
     }
 
     /// The operand of leaf token `code` with text `text` at position `at`.

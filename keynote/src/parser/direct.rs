@@ -14,7 +14,7 @@
 //! ~80 fresh pages), the structure pass and re-reading tokens (keynote/README.md, session 10).
 
 use super::{CLASS, Class, Mode, Tokens, Val, Walk, number, punct, skip_while, string_end, word};
-use crate::ast::{Clause, ClauseValue, Conditions};
+use crate::ast::{Clause, ClauseValue, Conditions, StrExpr, unescape};
 use crate::limits::MAX_ASSERTION_LEN;
 use std::ops::Range;
 
@@ -178,7 +178,9 @@ fn clauses(w: &mut Walk<Stream<'_>>, close: Option<u8>, room: usize) -> Option<V
 
 /// `clause = { expr ~ (">" ~ (block | expr))? ~ ";" }`, a test and a string value.
 fn clause(w: &mut Walk<Stream<'_>>) -> Option<Clause> {
-    let Ok(Val::Bool(test)) = w.climb(0) else {
+    let start = w.s.pos();
+    let first = w.operand_or_leaf().ok()?;
+    let Ok(Val::Bool(test)) = w.climb_loop(first, start, 0) else {
         return None;
     };
     let value = if w.s.peek() == Some(b'>') {
@@ -187,10 +189,7 @@ fn clause(w: &mut Walk<Stream<'_>>) -> Option<Clause> {
             w.s.bump();
             ClauseValue::Block(clauses(w, Some(b'}'), 0)?)
         } else {
-            let Ok(Val::Str(value)) = w.climb(0) else {
-                return None;
-            };
-            ClauseValue::Value(value)
+            ClauseValue::Value(value(w)?)
         }
     } else {
         ClauseValue::Max
@@ -200,6 +199,26 @@ fn clause(w: &mut Walk<Stream<'_>>) -> Option<Clause> {
     }
     w.s.bump();
     Some(Clause { test, value })
+}
+
+/// A clause's value: a string expression. Nearly every one is a single literal (`-> "v2"`),
+/// taken here without the climb, whose result would come back through memory.
+fn value(w: &mut Walk<Stream<'_>>) -> Option<StrExpr> {
+    let start = w.s.pos();
+    let v = if w.s.peek() == Some(b's') {
+        let lit = StrExpr::Lit(unescape(w.s.peek_text()));
+        w.s.bump();
+        if w.s.peek() == Some(b';') {
+            return Some(lit);
+        }
+        w.climb_from(Val::Str(lit), start, 0)
+    } else {
+        w.climb(0)
+    };
+    match v {
+        Ok(Val::Str(s)) => Some(s),
+        _ => None,
+    }
 }
 
 /// Room for the clauses of `b`: how many `;` bytes it holds. On x86_64 memchr's SSE2 counter,

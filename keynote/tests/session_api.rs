@@ -247,3 +247,36 @@ fn skipped_operands_keep_the_reference_semantics() {
         assert_eq!(answer(conditions), want, "{conditions}");
     }
 }
+
+#[test]
+fn an_owned_text_parses_as_a_borrowed_one() {
+    use keynote::Assertion;
+    let texts = [
+        // Plain, with a trailing blank line and text after it (ignored).
+        "Authorizer: \"POLICY\"\nLicensees: \"a\"\nConditions: @n > 1 -> \"true\";\n\nx",
+        // Cut at a NUL byte: the kept text ends there.
+        "Authorizer: \"POLICY\"\nLicensees: \"a\"\n\0Conditions: junk",
+        // Signed: the signed body ends before the Signature keyword.
+        "Authorizer: \"k\"\nLicensees: \"a\"\nSignature: \"sig-rsa-sha1-hex:00\"\n",
+        // Errors are the same too.
+        "Authorizer: \"POLICY\"\nLicensees: (\n",
+        "  Authorizer: \"POLICY\"\n",
+    ];
+    for text in texts {
+        let borrowed = Assertion::parse(text);
+        let owned = Assertion::parse_owned(text.to_owned(), 1);
+        match (&borrowed, &owned) {
+            (Ok(b), Ok(o)) => {
+                assert_eq!(o.text(), b.text(), "{text:?}");
+                assert!(!o.text().contains('\0'), "{text:?}");
+                assert_eq!(o.signed_body(), b.signed_body(), "{text:?}");
+                assert_eq!(o.signature_value(), b.signature_value(), "{text:?}");
+                assert_eq!(o.conditions(), b.conditions(), "{text:?}");
+                assert_eq!(o.licensees(), b.licensees(), "{text:?}");
+                assert_eq!(o.authorizer_expr(), b.authorizer_expr(), "{text:?}");
+            }
+            (Err(b), Err(o)) => assert_eq!(o, b, "{text:?}"),
+            _ => panic!("{text:?}: borrowed {borrowed:?}, owned {owned:?}"),
+        }
+    }
+}

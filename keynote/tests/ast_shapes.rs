@@ -66,70 +66,48 @@ fn parses_to(src: &str, want: Vec<Clause>) {
 #[test]
 fn prefixes_on_names_and_literals() {
     let gt0 = |e: IntExpr| Test::Int(e, CmpOp::Gt, NumExpr::Lit(0));
-    parses_to("@n > 0;", vec![clause(gt0(int_of(attr("n"))), None)]);
-    parses_to("@\"12\" > 0;", vec![clause(gt0(int_of(lit("12"))), None)]);
-    parses_to(
-        "&f < 1.5;",
-        vec![clause(
+    let eq_x = |s: StrExpr| Test::Str(s, CmpOp::Eq, lit("x"));
+    let cases = [
+        ("@n > 0;", gt0(int_of(attr("n")))),
+        ("@\"12\" > 0;", gt0(int_of(lit("12")))),
+        (
+            "&f < 1.5;",
             Test::Float(
                 NumExpr::Convert(Box::new(attr("f"))),
                 CmpOp::Lt,
                 NumExpr::Lit(1.5),
             ),
-            None,
-        )],
-    );
-    let eq_x = |s: StrExpr| Test::Str(s, CmpOp::Eq, lit("x"));
-    parses_to(
-        "$a == \"x\";",
-        vec![clause(eq_x(deref(1, attr("a"))), None)],
-    );
-    parses_to(
-        "$\"a\" == \"x\";",
-        vec![clause(eq_x(deref(1, lit("a"))), None)],
-    );
-    // Two `$` count as one Deref of two; a bracket or another prefix after the first
-    // prefix takes the general path.
-    parses_to(
-        "$$a == \"x\";",
-        vec![clause(eq_x(deref(2, attr("a"))), None)],
-    );
-    parses_to(
-        "$(a) == \"x\";",
-        vec![clause(eq_x(deref(1, attr("a"))), None)],
-    );
-    parses_to(
-        "@$a > 0;",
-        vec![clause(gt0(int_of(deref(1, attr("a")))), None)],
-    );
-    parses_to(
-        "-@n > 0;",
-        vec![clause(
+        ),
+        ("$a == \"x\";", eq_x(deref(1, attr("a")))),
+        ("$\"a\" == \"x\";", eq_x(deref(1, lit("a")))),
+        // Two `$` count as one Deref of two; a bracket or another prefix after the first
+        // prefix takes the general path.
+        ("$$a == \"x\";", eq_x(deref(2, attr("a")))),
+        ("$(a) == \"x\";", eq_x(deref(1, attr("a")))),
+        ("@$a > 0;", gt0(int_of(deref(1, attr("a"))))),
+        (
+            "-@n > 0;",
             gt0(NumExpr::Neg {
                 times: 1,
                 inner: Box::new(int_of(attr("n"))),
             }),
-            None,
-        )],
-    );
-    // A prefixed operand binds tighter than any infix operator.
-    parses_to(
-        "$a . b == \"x\";",
-        vec![clause(
+        ),
+        // A prefixed operand binds tighter than any infix operator.
+        (
+            "$a . b == \"x\";",
             eq_x(StrExpr::Concat(vec![deref(1, attr("a")), attr("b")])),
-            None,
-        )],
-    );
-    parses_to(
-        "@n + 1 > 0;",
-        vec![clause(
+        ),
+        (
+            "@n + 1 > 0;",
             gt0(NumExpr::Chain {
                 first: Box::new(int_of(attr("n"))),
                 rest: vec![(ArithOp::Add, NumExpr::Lit(1))],
             }),
-            None,
-        )],
-    );
+        ),
+    ];
+    for (src, test) in cases {
+        parses_to(src, vec![clause(test, None)]);
+    }
     // A prefix on a number is a type error, whichever path reads it.
     for src in ["@1 > 0;", "$2 == \"x\";", "&1.5 < 2.0;"] {
         assert!(direct_conditions(src).is_none(), "{src:?}");

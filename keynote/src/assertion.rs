@@ -245,8 +245,8 @@ impl Assertion {
 
     /// [`Assertion::parse_parallel`] of text the caller gives up: the assertion keeps that
     /// string instead of a copy. For a file's text, read only to be parsed: the copy of a
-    /// 154 KB policy was the only thing of its run to touch a second 2 MiB region of the heap
-    /// (one more huge page to clear; keynote/README.md, session 11).
+    /// 154-460 KB policy was that much more fresh memory to fault in, beside its tree
+    /// (keynote/README.md, session 11).
     pub fn parse_owned(text: String, threads: usize) -> Result<Assertion, ParseError> {
         Self::parse_cow(Cow::Owned(text), threads)
     }

@@ -1670,16 +1670,7 @@ impl<'s, S: Tokens<'s>> Walk<S> {
                 };
                 let text = self.s.peek_text();
                 self.s.bump();
-                let s = if c == b'n' {
-                    StrExpr::Attr(Text::new(text))
-                } else {
-                    StrExpr::Lit(unescape(text))
-                };
-                Ok(match p {
-                    b'$' => Val::Str(deref(1, s)),
-                    b'"' => Val::Int(NumExpr::Convert(Box::new(s))),
-                    _ => Val::Float(NumExpr::Convert(Box::new(s))),
-                })
+                Ok(string_prefix(p, string_leaf(c, text)))
             }
             _ => self.operand(),
         }
@@ -1786,9 +1777,7 @@ impl<'s, S: Tokens<'s>> Walk<S> {
         };
         for &(p, at) in prefixes.iter().rev() {
             v = match (p, v) {
-                (b'$', Val::Str(s)) => Val::Str(deref(1, s)),
-                (b'"', Val::Str(s)) => Val::Int(NumExpr::Convert(Box::new(s))),
-                (b'&', Val::Str(s)) => Val::Float(NumExpr::Convert(Box::new(s))),
+                (b'$' | b'"' | b'&', Val::Str(s)) => string_prefix(p, s),
                 (b'%', Val::Int(e)) => Val::Int(negate(e)),
                 (b'%', Val::Float(e)) => Val::Float(negate(e)),
                 (b'%', _) => return Err(self.ty("`-` applies to numbers", at, self.s.pos())),
@@ -1833,10 +1822,9 @@ impl<'s, S: Tokens<'s>> Walk<S> {
             b'i' => Ok(Val::Int(NumExpr::Lit(
                 text.parse::<i64>().unwrap_or(i64::MAX),
             ))),
-            b's' => Ok(Val::Str(StrExpr::Lit(unescape(text)))),
+            b's' | b'n' => Ok(Val::Str(string_leaf(code, text))),
             b't' => Ok(Val::Bool(Test::True)),
             b'f' => Ok(Val::Bool(Test::False)),
-            b'n' => Ok(Val::Str(StrExpr::Attr(Text::new(text)))),
             _ => Err(self.error(syntax("operand"), at)),
         }
     }
@@ -1898,6 +1886,26 @@ fn combine<'s, S: Tokens<'s>>(
         (Op::Arith(o), Val::Float(a), Val::Float(b)) => Val::Float(extend(a, o, b)),
         (Op::Arith(_), _, _) => return Err(ty("arithmetic on mixed types")),
     })
+}
+
+/// The string operand of leaf token `code` (`s` a quoted literal, otherwise `n` a name).
+#[inline(always)]
+fn string_leaf(code: u8, text: &str) -> StrExpr {
+    if code == b's' {
+        StrExpr::Lit(unescape(text))
+    } else {
+        StrExpr::Attr(Text::new(text))
+    }
+}
+
+/// Prefix `p`, one of those that apply to strings (`$`, `@` coded `"`, `&`), applied to `s`.
+#[inline(always)]
+fn string_prefix(p: u8, s: StrExpr) -> Val {
+    match p {
+        b'$' => Val::Str(deref(1, s)),
+        b'"' => Val::Int(NumExpr::Convert(Box::new(s))),
+        _ => Val::Float(NumExpr::Convert(Box::new(s))),
+    }
 }
 
 /// Append `op rhs` to a left-associative chain of the same precedence level.

@@ -48,6 +48,12 @@ fn text_of(bytes: Vec<u8>) -> String {
     }
 }
 
+/// Parse a file's bytes as one assertion (its Conditions on up to `threads` threads), keeping
+/// the text without a copy.
+fn parse_file(bytes: Vec<u8>, threads: usize) -> Result<Arc<Assertion>, ParseError> {
+    Assertion::parse_owned(text_of(bytes), threads).map(Arc::new)
+}
+
 /// A file's path and its bytes (or why it could not be read).
 type ReadFile<'p> = (&'p str, std::io::Result<Vec<u8>>);
 
@@ -126,7 +132,7 @@ const READ_PIECE: usize = 16;
 /// share. A file missing from the map (only if a worker panicked, which parsing must not do)
 /// is read again on the main thread.
 fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> Map<String, Loaded> {
-    let parse = |bytes: Vec<u8>| Assertion::parse_owned(text_of(bytes), 1).map(Arc::new);
+    let parse = |bytes: Vec<u8>| parse_file(bytes, 1);
     // keynote's fast hash: std's SipHash of 1,000 paths, each put in and taken out, was
     // ~2% of a 1,000-file query.
     let mut out: Map<String, Loaded> =
@@ -168,8 +174,7 @@ fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> Map<String, Loaded> {
     };
     if read.len() < workers {
         // Fewer files than cores: each file's Conditions is split between the cores.
-        let parse_split =
-            |bytes: Vec<u8>| Assertion::parse_owned(text_of(bytes), workers).map(Arc::new);
+        let parse_split = |bytes: Vec<u8>| parse_file(bytes, workers);
         out.extend(
             read.into_iter()
                 .map(|(p, r)| (p.to_owned(), r.map(parse_split))),
@@ -198,7 +203,7 @@ fn add_file(
 ) -> Result<(), i32> {
     let result = match loaded.remove(path) {
         Some(r) => r,
-        None => read_file(path).map(|b| Assertion::parse_owned(text_of(b), 1).map(Arc::new)),
+        None => read_file(path).map(|b| parse_file(b, 1)),
     };
     match result {
         Ok(Ok(a)) => {

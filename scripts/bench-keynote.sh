@@ -10,6 +10,10 @@
 # every row also runs the reference on the same command right after gt, and prints its median
 # and answer and the ratio reference/gt: figures from one invocation on one machine, instead of
 # the recorded medians, which were taken on another day.
+#
+# After row (a) comes its floor: what only reading the same files takes (a program that opens,
+# sizes, reads and closes them and does nothing else, keynote/examples/read_floor.rs), on one
+# thread and on all cores. Half the reference's time is what 2x on (a) asks of gt's whole run.
 unset RUST_BACKTRACE  # sequoia builds errors on normal paths; a captured backtrace each costs ~3%
 set -eu
 runs=${1:-40}
@@ -26,6 +30,13 @@ if [ -n "${KEYNOTE_REF:-}" ] && ! command -v hyperfine >/dev/null 2>&1; then
     exit 2
 fi
 perf="$root/keynote/benches/perf"
+# keynote/examples/read_floor.rs: reads files and does nothing else (the floor under row a).
+floor=""
+if command -v cargo >/dev/null 2>&1 &&
+    cargo build --release -p keynote --example read_floor --manifest-path "$root/Cargo.toml" >&2; then
+    floor="${CARGO_TARGET_DIR:-$root/target}/release/examples/read_floor"
+    case "$floor" in /*) ;; *) floor="$(pwd)/$floor" ;; esac
+fi
 
 # median_ms DIR CMD...: run CMD in DIR $runs times, print the median wall time in ms.
 median_ms() {
@@ -44,25 +55,24 @@ median_ms() {
     fi
 }
 
-# paired_ms DIR ARGS...: gt and the reference on the same arguments in DIR, alternating in
-# rounds of 5 runs each (this VM's speed drifts by tens of percent within a minute, so two
-# back-to-back series would measure the drift); prints "GT_MEDIAN REF_MEDIAN" over all runs.
+# paired_ms DIR CMD...: the commands (each one string) in DIR, alternating in rounds of 5 runs
+# each (this VM's speed drifts by tens of percent within a minute, so back-to-back series
+# would measure the drift); prints each command's median over all runs, in order.
 paired_ms() {
     dir=$1; shift
     json=$(mktemp -d)
     rounds=$(( (runs + 4) / 5 ))
     for r in $(seq "$rounds"); do
         (cd "$dir" && hyperfine -N --warmup 1 --runs 5 --export-json "$json/$r.json" \
-            "$gt keynote $*" "$KEYNOTE_REF $*" >/dev/null 2>&1)
+            "$@" >/dev/null 2>&1)
     done
     python3 - "$json" <<'PY'
 import glob, json, statistics, sys
-gt, ref = [], []
+times = {}
 for f in glob.glob(sys.argv[1] + "/*.json"):
-    res = json.load(open(f))["results"]
-    gt += res[0]["times"]
-    ref += res[1]["times"]
-print("%.2f %.2f" % (statistics.median(gt) * 1000, statistics.median(ref) * 1000))
+    for i, res in enumerate(json.load(open(f))["results"]):
+        times.setdefault(i, []).extend(res["times"])
+print(" ".join("%.2f" % (statistics.median(times[i]) * 1000) for i in sorted(times)))
 PY
     rm -rf "$json"
 }
@@ -78,7 +88,7 @@ row() {
     if [ -n "${KEYNOTE_REF:-}" ]; then
         ref_answer=$(cd "$dir" && "$KEYNOTE_REF" "$@" 2>/dev/null | head -1 | sed 's/Query result = //')
         read -r ms ref_ms <<EOF_PAIR
-$(paired_ms "$dir" "$@")
+$(paired_ms "$dir" "$gt keynote $*" "$KEYNOTE_REF $*")
 EOF_PAIR
         ratio=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$ref_ms" "$ms")
         printf '%-4s %-52s gt %8s ms %-6s  reference %8s ms %-6s  %5sx\n' \
@@ -96,6 +106,29 @@ else
 fi
 c="$perf/chain"
 row a  "11.2-11.9" "$c" verify -e env -r false,true -k requester.key $(cat "$c/args.txt")
+# What reading row (a)'s files alone takes (open, size, read, close each; no parsing, no query),
+# on one thread and shared between all cores in pieces as gt shares them. 2x on (a) means gt's
+# whole run in half the reference's: these two are what any program pays before it starts.
+floor_row() {
+    files="env requester.key $(tr ' ' '\n' < "$c/args.txt" | grep -v '^-l$' | tr '\n' ' ')"
+    n=$(echo "$files" | wc -w)
+    j=$(nproc)
+    if [ -n "${KEYNOTE_REF:-}" ]; then
+        read -r one many ref_ms <<EOF_FLOOR
+$(paired_ms "$c" "$floor $files" "$floor -j $j $files" \
+            "$KEYNOTE_REF verify -e env -r false,true -k requester.key $(cat "$c/args.txt")")
+EOF_FLOOR
+        half=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / 2))' "$ref_ms")
+        printf '%-4s reading its %s files alone: 1 thread %s ms, %s threads %s ms; reference %s ms, half of it %s ms\n' \
+            "a" "$n" "$one" "$j" "$many" "$ref_ms" "$half"
+    else
+        one=$(median_ms "$c" "$floor" $files)
+        many=$(median_ms "$c" "$floor" -j "$j" $files)
+        printf '%-4s reading its %s files alone: 1 thread %s ms, %s threads %s ms; half the recorded reference: 5.60-5.95 ms\n' \
+            "a" "$n" "$one" "$j" "$many"
+    fi
+}
+if [ -n "$floor" ]; then floor_row; fi
 row a0 "1.6-1.9" "$c" verify -e env -r false,true -k requester.key -l policy.kn
 s="$perf/chain-signed"
 row "a'" "58-65" "$s" verify -e env -r false,true -k requester.key -l policy.kn $(cat "$s/args.txt")

@@ -116,7 +116,10 @@ const PARALLEL_PARSE_MIN_BYTES: usize = 1024 * 1024;
 /// made one huge page before parsing (src/memory.rs). Its cost, one 2 MiB page cleared and the
 /// pages touched so far copied, is that of ~100 separate page faults. Measured on the first
 /// N clauses of the 3,331-clause policy (interleaved rounds, with against without): 9 KB
-/// +0.3 ms, 31 KB even, 64 KB -0.16 ms, 154 KB -0.3 ms.
+/// +0.3 ms, 31 KB even, 64 KB -0.16 ms, 154 KB -0.3 ms. Measured again once files were opened
+/// and sized before the collapse (session 12, 16-20 rounds, always against never): 8-16 KB
+/// +0.22-0.24 ms, 31 KB +0.04, 47 KB -0.01 to -0.03, 64 KB -0.15 to +0.06, 80 KB -0.15 to
+/// -0.22, 97 KB -0.24 to -0.29: the break-even is still around 50-64 KB.
 const HUGE_HEAP_MIN_BYTES: usize = 64 * 1024;
 
 /// From this many files on, reading (system calls) is spread over the workers too.

@@ -1,14 +1,21 @@
-//! Independent jobs shared between the calling thread and helper threads, handed out one at a
-//! time, so that the calling thread never sits idle while work is left.
+//! Independent jobs shared between helper threads, handed out one at a time from a shared
+//! counter, while the calling thread waits for them.
 //!
-//! Why not fixed shares (half the work to each of two threads): on a virtual machine a new
-//! thread can wait a long time for its CPU. On this project's 2-core build machine the first
-//! thread a process starts took 0.1 to 1.9 ms to run (the idle second CPU has to be woken),
-//! against 21 µs once that CPU is awake; a caller that waits for a late helper's fixed half
-//! made a 3,331-clause policy twice as slow on two cores as on one (keynote/README.md,
-//! session 5). Here each thread takes the next job from a shared counter: a late helper finds
-//! less (or nothing) left, and the caller waits at the end only for the job a helper is in
-//! the middle of, or for a helper that starts late to see there is nothing left to take.
+//! Why the caller waits instead of working beside its helpers: Linux puts the first thread a
+//! process starts on the parent's own CPU, where it runs only once the parent blocks or an
+//! idle CPU pulls it over. Traced on this project's 2-core build machine (60 runs of a
+//! 1,000-file `gt keynote verify`, keynote/README.md session 12), the one helper the caller
+//! used to start was queued on the caller's CPU in 97% of runs, so the "parallel" reading ran
+//! on one CPU until the scheduler noticed; the second thread started goes to the idle CPU
+//! (92%). With as many helpers as cores and the caller blocked in `join`, the first helper
+//! takes the caller's CPU at once and the second the idle one: that 1,000-file query went from
+//! 8.7 to 7.4 ms. (Session 5 had seen the symptom, a first helper taking 0.1-1.9 ms to run,
+//! and let the caller work so that the work never waited for it.)
+//!
+//! Why not fixed shares (half the work to each of two threads): a helper can still start late,
+//! or be held up. Each helper takes the next job from the counter, so a late one finds less (or
+//! nothing) left, and the others are held up at the end only by the job a helper is in the
+//! middle of.
 //!
 //! Results come back in job order, so callers get exactly the one-thread answer. The jobs of
 //! a helper that panicked (which no job may do) are run again on the calling thread, so the
@@ -16,16 +23,16 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Run `job` on every item, on the calling thread and up to `threads - 1` helpers (never more
-/// helpers than items after the first); results in item order. `threads` of 0 or 1, or a
-/// single item, run everything here without starting a thread.
+/// Run `job` on every item, on up to `threads` helper threads (never more than items) while
+/// the calling thread waits; results in item order. `threads` of 0 or 1, or a single item, run
+/// everything here without starting a thread.
 pub fn share<I: Sync, O: Send>(
     items: &[I],
     threads: usize,
     job: impl Fn(&I) -> O + Sync,
 ) -> Vec<O> {
-    let helpers = threads.saturating_sub(1).min(items.len().saturating_sub(1));
-    if helpers == 0 {
+    let helpers = threads.min(items.len());
+    if helpers <= 1 {
         return items.iter().map(job).collect();
     }
     let next = AtomicUsize::new(0);
@@ -43,9 +50,7 @@ pub fn share<I: Sync, O: Send>(
     let mut slots: Vec<Option<O>> = std::iter::repeat_with(|| None).take(items.len()).collect();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..helpers).map(|_| scope.spawn(work)).collect();
-        let mut parts = vec![work()];
-        parts.extend(handles.into_iter().filter_map(|h| h.join().ok()));
-        for (i, out) in parts.into_iter().flatten() {
+        for (i, out) in handles.into_iter().filter_map(|h| h.join().ok()).flatten() {
             if let Some(slot) = slots.get_mut(i) {
                 *slot = Some(out);
             }
@@ -112,35 +117,35 @@ mod tests {
     }
 
     #[test]
-    fn a_job_that_panicked_on_a_helper_runs_again_here() {
-        use std::sync::atomic::AtomicBool;
-        use std::time::{Duration, Instant};
+    fn the_calling_thread_runs_no_job_when_helpers_start() {
+        // The scheduling argument of the module doc: the caller blocks, so the helper queued
+        // on its CPU runs at once.
         let main = std::thread::current().id();
-        let helper_took_one = AtomicBool::new(false);
+        let items: Vec<u32> = (0..200).collect();
+        for threads in [2, 3, 8] {
+            let ran_on = share(&items, threads, |_| std::thread::current().id());
+            assert!(ran_on.iter().all(|id| *id != main), "{threads} threads");
+        }
+        // One thread (or one item) runs here, without starting any.
+        assert_eq!(share(&items, 1, |_| std::thread::current().id())[0], main);
+        assert_eq!(
+            share(&items[..1], 4, |_| std::thread::current().id()),
+            [main]
+        );
+    }
+
+    #[test]
+    fn a_job_that_panicked_on_a_helper_runs_again_here() {
+        let main = std::thread::current().id();
         let items: Vec<usize> = (0..64).collect();
-        // Every job panics off the calling thread. The first job holds this thread until the
-        // helper has taken one (or 10 s have passed), so the helper always gets a job.
+        // Every job panics off the calling thread: each helper dies on its first job, and
+        // every job, taken or not, is run again here.
         let got = std::panic::catch_unwind(|| {
             share(&items, 2, |i| {
-                if std::thread::current().id() != main {
-                    helper_took_one.store(true, Ordering::SeqCst);
-                    panic!("helper");
-                }
-                if *i == 0 {
-                    let start = Instant::now();
-                    while !helper_took_one.load(Ordering::SeqCst)
-                        && start.elapsed() < Duration::from_secs(10)
-                    {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                }
+                assert!(std::thread::current().id() == main, "helper");
                 i + 1
             })
         });
-        assert!(
-            helper_took_one.load(Ordering::SeqCst),
-            "the helper never ran a job"
-        );
         let want: Vec<usize> = (1..=64).collect();
         assert_eq!(got.ok(), Some(want));
     }

@@ -3,14 +3,15 @@
 //!
 //! Why the caller waits instead of working beside its helpers: Linux puts the first thread a
 //! process starts on the parent's own CPU, where it runs only once the parent blocks or an
-//! idle CPU pulls it over. Traced on this project's 2-core build machine (60 runs of a
+//! idle CPU pulls it over. Traced on this project's 2-core build machine (60 runs each of a
 //! 1,000-file `gt keynote verify`, keynote/README.md session 12), the one helper the caller
-//! used to start was queued on the caller's CPU in 97% of runs, so the "parallel" reading ran
-//! on one CPU until the scheduler noticed; the second thread started goes to the idle CPU
-//! (92%). With as many helpers as cores and the caller blocked in `join`, the first helper
-//! takes the caller's CPU at once and the second the idle one: that 1,000-file query went from
-//! 8.7 to 7.4 ms. (Session 5 had seen the symptom, a first helper taking 0.1-1.9 ms to run,
-//! and let the caller work so that the work never waited for it.)
+//! used to start was queued on the caller's CPU in 58 runs of 60, so the "parallel" reading
+//! ran on one CPU until the scheduler noticed; of two threads started back to back, one was
+//! queued on the caller's CPU and the other on the idle one in 58 of 60. With as many helpers
+//! as cores and the caller blocked in `join`, one helper takes the caller's CPU at once and
+//! the other the idle one: that query went from 8.35 to 6.57 ms (paired rounds). Session 5
+//! had seen the symptom, a first helper taking 0.1-1.9 ms to run, and let the caller work so
+//! that the work never waited for it.
 //!
 //! Why not fixed shares (half the work to each of two threads): a helper can still start late,
 //! or be held up. Each helper takes the next job from the counter, so a late one finds less (or

@@ -62,12 +62,18 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
     if args.refs.is_empty() && args.objects.is_empty() {
         bail!("give the tags to verify: REF... or --object FILE...");
     }
-    // The repository is opened on another thread while the keyring loads (two independent
-    // start-up costs of a few hundred microseconds each); keyring errors are reported first.
+    // The repository is opened while the keyring loads (two independent start-up costs of a
+    // few hundred microseconds each), each on a thread of its own while this one waits: a
+    // process's first new thread is queued on its parent's CPU, so one started beside work done
+    // here would mostly run after it (keynote::par says more; with `par_jobs` below doing the
+    // same, 70 git.git tags went from 12.52 to 9.46 ms, paired). Keyring errors come first.
     let repo_dir = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
     let (keyring, opened) = std::thread::scope(|scope| {
         let opened = scope.spawn(|| TagSource::from_git_env(&repo_dir));
-        let keyring = load_keyring(&args);
+        let keyring = scope.spawn(|| load_keyring(&args));
+        let keyring = keyring
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
         let opened = opened
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
@@ -279,8 +285,9 @@ impl Drop for CountDownOnDrop<'_> {
 }
 
 /// `f(state, i)` for every `i` in `order` (indices `0..order.len()`), on one thread per element
-/// of `states` (each thread owns one; the calling thread is one of them), the threads taking
-/// jobs from a shared counter; results in index order.
+/// of `states` (each thread owns one), the threads taking jobs from a shared counter; results
+/// in index order. With more than one state the calling thread only waits: the first thread
+/// it starts is queued on its own CPU (keynote::par says more).
 ///
 /// The threads first run every one of `prelude` (split between them, counting `checked` down
 /// as each finishes), then take the jobs. A job that needs the prelude's results waits for
@@ -317,11 +324,14 @@ fn par_jobs<S: Send, T: Send>(
         done
     };
     let mut all: Vec<(usize, T)> = std::thread::scope(|scope| {
-        // The calling thread is one of the workers: one thread fewer to start and stop.
-        let mut states = states.into_iter();
-        let first = states.next();
-        let handles: Vec<_> = states.map(|s| scope.spawn(move || worker(s))).collect();
-        let mut all = first.map(worker).unwrap_or_default();
+        if states.len() <= 1 {
+            return states.into_iter().next().map(worker).unwrap_or_default();
+        }
+        let handles: Vec<_> = states
+            .into_iter()
+            .map(|s| scope.spawn(move || worker(s)))
+            .collect();
+        let mut all = Vec::new();
         for h in handles {
             all.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
         }

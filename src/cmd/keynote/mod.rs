@@ -29,10 +29,14 @@ const USAGE: &str = "Usage:\n\tkeygen ...\n\tsign ...\n\tsigver ...\n\tverify ..
 /// Dispatch to the reference tool's subcommands.
 pub fn run(args: Args) -> anyhow::Result<Code> {
     keynote::install_parser_call_limit();
+    // Valid UTF-8 (the usual case) is taken over without a copy.
     let args: Vec<String> = args
         .args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
+        .into_iter()
+        .map(|a| {
+            a.into_string()
+                .unwrap_or_else(|a| a.to_string_lossy().into_owned())
+        })
         .collect();
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();

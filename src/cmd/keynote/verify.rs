@@ -8,18 +8,18 @@
 //! exit statuses are the reference's, byte for byte on stdout.
 
 use keynote::ast::StrExpr;
-use keynote::{Assertion, Map, ParseError, Session, Trust};
+use keynote::{Assertion, ParseError, Session, Trust};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 const USAGE: &str = "Arguments:\n\t-h:             This message\n\t-r <valuelist>: Comma separated, ordered return-value list\n\t-e <filename>:  Environment settings\n\t-l <filename>:  Trusted (local) assertion\n\t-k <filename>:  File containing key\nFollowed by a list of:\n\t<filename>:     Non-local assertion\n";
 
-/// One parsed command-line item, in order.
-enum Item {
-    Env(String),
-    Values(String),
-    Key(String),
-    Trusted(String),
+/// One parsed command-line item, in order (borrowed from the arguments).
+enum Item<'a> {
+    Env(&'a str),
+    Values(&'a str),
+    Key(&'a str),
+    Trusted(&'a str),
 }
 
 /// The C library's wording for common I/O errors (the reference uses `perror`).
@@ -53,9 +53,6 @@ fn text_of(bytes: Vec<u8>) -> String {
 fn parse_file(bytes: Vec<u8>, threads: usize) -> Result<Arc<Assertion>, ParseError> {
     Assertion::parse_owned(text_of(bytes), threads).map(Arc::new)
 }
-
-/// A file's path and its bytes (or why it could not be read).
-type ReadFile<'p> = (&'p str, std::io::Result<Vec<u8>>);
 
 /// A file read and parsed ahead of time (or why that failed).
 type Loaded = Result<Result<Arc<Assertion>, ParseError>, std::io::Error>;
@@ -130,46 +127,34 @@ const READ_PIECE: usize = 16;
 
 /// Read and parse assertion files on all cores: parsing dominates `verify` on large inputs,
 /// and files are independent. Work is handed out a piece at a time (keynote::par), so a
-/// thread that starts late takes less instead of holding the others up. Errors are kept and
-/// reported later, in command-line order. `cores` is asked only when there is something to
-/// share. A file missing from the map (only if a worker panicked, which parsing must not do)
-/// is read again on the main thread.
-fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> Map<String, Loaded> {
+/// thread that starts late takes less instead of holding the others up. Results come back in
+/// the order of `paths` (one per path, errors kept to be reported later, in command-line
+/// order). `cores` is asked only when there is something to share.
+fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> Vec<Loaded> {
     let parse = |bytes: Vec<u8>| parse_file(bytes, 1);
-    // keynote's fast hash: std's SipHash of 1,000 paths, each put in and taken out, was
-    // ~2% of a 1,000-file query.
-    let mut out: Map<String, Loaded> =
-        Map::with_capacity_and_hasher(paths.len(), Default::default());
     if paths.len() >= PARALLEL_READ_MIN_FILES {
         let workers = cores().clamp(1, 8);
-        out.extend(keynote::par::share_in_pieces(
-            paths,
-            READ_PIECE,
-            workers,
-            |p| ((*p).to_owned(), read_file(p).map(parse)),
-        ));
-        return out;
+        return keynote::par::share_in_pieces(paths, READ_PIECE, workers, |p| {
+            read_file(p).map(parse)
+        });
     }
     // A few files, perhaps large ones (10,000 clauses in one file or over four): read them
     // here, then share the parsing out when there is enough text. They are opened and sized
     // first, so that a large input's heap region becomes one huge page before the file
     // bytes land in it (a 154 KB policy read first took 38 page faults of its own there).
-    let opened: Vec<_> = paths.iter().map(|p| (*p, open_file(p))).collect();
+    let opened: Vec<_> = paths.iter().map(|p| open_file(p)).collect();
     let sized: usize = opened
         .iter()
-        .filter_map(|(_, o)| o.as_ref().ok().and_then(|(_, size)| *size))
+        .filter_map(|o| o.as_ref().ok().and_then(|(_, size)| *size))
         .sum();
     if sized >= HUGE_HEAP_MIN_BYTES {
         crate::memory::heap_start_to_huge_page();
     }
-    let read: Vec<ReadFile<'_>> = opened
+    let read: Vec<std::io::Result<Vec<u8>>> = opened
         .into_iter()
-        .map(|(p, o)| (p, o.and_then(read_opened)))
+        .map(|o| o.and_then(read_opened))
         .collect();
-    let total: usize = read
-        .iter()
-        .map(|(_, r)| r.as_ref().map_or(0, Vec::len))
-        .sum();
+    let total: usize = read.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum();
     let workers = if total < PARALLEL_PARSE_MIN_BYTES {
         1
     } else {
@@ -178,36 +163,33 @@ fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> Map<String, Loaded> {
     if read.len() < workers {
         // Fewer files than cores: each file's Conditions is split between the cores.
         let parse_split = |bytes: Vec<u8>| parse_file(bytes, workers);
-        out.extend(
-            read.into_iter()
-                .map(|(p, r)| (p.to_owned(), r.map(parse_split))),
-        );
-        return out;
+        return read.into_iter().map(|r| r.map(parse_split)).collect();
     }
     // Files between the cores, one at a time; each is taken out of its cell by the one thread
-    // that claims it.
-    let cells: Vec<Mutex<Option<ReadFile<'_>>>> =
+    // that claims it. A file whose cell was emptied by a thread that then panicked (which
+    // parsing must not do) is read again here.
+    let cells: Vec<Mutex<Option<std::io::Result<Vec<u8>>>>> =
         read.into_iter().map(|r| Mutex::new(Some(r))).collect();
-    let loaded = keynote::par::share(&cells, workers, |cell| {
-        let (p, r) = cell.lock().ok()?.take()?;
-        Some((p.to_owned(), r.map(parse)))
-    });
-    out.extend(loaded.into_iter().flatten());
-    out
+    keynote::par::share(&cells, workers, |cell| {
+        let r = cell.lock().ok()?.take()?;
+        Some(r.map(parse))
+    })
+    .into_iter()
+    .zip(paths)
+    .map(|(loaded, p)| loaded.unwrap_or_else(|| read_file(p).map(parse)))
+    .collect()
 }
 
-/// Add one assertion file, reporting problems as the reference does.
+/// Add one assertion file, read and parsed by [`load_all`] (read here if it was not),
+/// reporting problems as the reference does.
 fn add_file(
     session: &mut Session,
-    loaded: &mut Map<String, Loaded>,
+    loaded: Option<Loaded>,
     path: &str,
     trust: Trust,
     err: &mut dyn Write,
 ) -> Result<(), i32> {
-    let result = match loaded.remove(path) {
-        Some(r) => r,
-        None => read_file(path).map(|b| parse_file(b, 1)),
-    };
+    let result = loaded.unwrap_or_else(|| read_file(path).map(|b| parse_file(b, 1)));
     match result {
         Ok(Ok(a)) => {
             session.add_parsed(a, trust);
@@ -247,7 +229,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     while let Some(arg) = args.get(i) {
         i += 1;
         if options_done || !arg.starts_with('-') || arg == "-" {
-            files.push(arg.clone());
+            files.push(arg.as_str());
             continue;
         }
         if arg == "--" {
@@ -269,7 +251,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                     match args.get(i) {
                         Some(v) => {
                             i += 1;
-                            v.clone()
+                            v.as_str()
                         }
                         None => {
                             let _ = writeln!(err, "keynote: option requires an argument -- '{c}'");
@@ -278,7 +260,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                         }
                     }
                 } else {
-                    attached.to_owned()
+                    attached
                 };
                 items.push(match c {
                     'e' => Item::Env(value),
@@ -298,17 +280,18 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let assertion_paths: Vec<&str> = items
         .iter()
         .filter_map(|i| match i {
-            Item::Trusted(p) => Some(p.as_str()),
+            Item::Trusted(p) => Some(*p),
             _ => None,
         })
-        .chain(files.iter().map(String::as_str))
+        .chain(files.iter().copied())
         .collect();
     // Asked at most once, and only when there is something to share between cores: each call
     // reads several cgroup files.
     let cores_cell = std::cell::OnceCell::new();
     let cores =
         || *cores_cell.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let mut loaded = load_all(&assertion_paths, &cores);
+    // One result per path: the trusted files' in order, then the untrusted files'.
+    let mut loaded = load_all(&assertion_paths, &cores).into_iter();
     let mut session = Session::default();
     // Signatures (several files) or a long Conditions program (load_all asked for the cores
     // because the text is large) may use every core.
@@ -320,7 +303,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     for item in items {
         match item {
             Item::Env(path) => {
-                let text = match read(&path, err) {
+                let text = match read(path, err) {
                     Ok(t) => t,
                     Err(code) => return code,
                 };
@@ -356,7 +339,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 have_values = true;
             }
             Item::Key(path) => {
-                let text = match read(&path, err) {
+                let text = match read(path, err) {
                     Ok(t) => t,
                     Err(code) => return code,
                 };
@@ -374,7 +357,8 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 have_key = true;
             }
             Item::Trusted(path) => {
-                if let Err(code) = add_file(&mut session, &mut loaded, &path, Trust::Trusted, err) {
+                if let Err(code) = add_file(&mut session, loaded.next(), path, Trust::Trusted, err)
+                {
                     return code;
                 }
                 have_trusted = true;
@@ -401,8 +385,9 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         return 1;
     }
     // The reference adds untrusted files last to first.
+    let mut untrusted: Vec<Loaded> = loaded.collect();
     for path in files.iter().rev() {
-        if let Err(code) = add_file(&mut session, &mut loaded, path, Trust::Untrusted, err) {
+        if let Err(code) = add_file(&mut session, untrusted.pop(), path, Trust::Untrusted, err) {
             return code;
         }
     }
@@ -425,7 +410,6 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     // The process exits next: freeing every assertion's AST one node at a time would cost
     // about a twentieth of a 1,000-assertion run for nothing.
     std::mem::forget(session);
-    std::mem::forget(loaded);
     0
 }
 

@@ -196,9 +196,14 @@ impl Lic {
 
 /// Interns principals so that comparisons are integer compares (RFC 2704 5.2: keys compare
 /// after decoding; opaque strings byte for byte).
+///
+/// An opaque principal is its text, so `by_text` alone finds it; `by_principal` holds only
+/// decoded keys, which several texts (hex or base64, any case of the prefix) can name. A
+/// 1,000-link chain of opaque names thus costs one table entry and one string copy per name
+/// instead of two of each.
 struct Interner {
     by_text: Map<String, usize>,
-    by_principal: Map<Principal, usize>,
+    by_key: Map<Principal, usize>,
     list: Vec<Principal>,
 }
 
@@ -210,7 +215,7 @@ impl Interner {
     fn with_capacity(n: usize) -> Self {
         Interner {
             by_text: Map::with_capacity_and_hasher(n, Default::default()),
-            by_principal: Map::with_capacity_and_hasher(n, Default::default()),
+            by_key: Map::default(),
             list: Vec::with_capacity(n),
         }
     }
@@ -218,24 +223,38 @@ impl Interner {
         if let Some(id) = self.by_text.get(text) {
             return Ok(*id);
         }
-        let p = Principal::parse(text)?;
-        let id = match self.by_principal.get(&p) {
-            Some(id) => *id,
-            None => self.insert(p),
+        let id = match Principal::parse(text)? {
+            key @ Principal::Key(_) => self.intern_key(key),
+            opaque @ Principal::Opaque(_) => self.push(opaque),
         };
         self.by_text.insert(text.to_owned(), id);
         Ok(id)
     }
     fn intern_principal(&mut self, p: &Principal) -> usize {
-        if let Some(id) = self.by_principal.get(p) {
+        match p {
+            Principal::Key(_) => self.intern_key(p.clone()),
+            Principal::Opaque(text) => match self.by_text.get(text.as_str()) {
+                Some(id) => *id,
+                None => {
+                    let id = self.push(p.clone());
+                    self.by_text.insert(text.clone(), id);
+                    id
+                }
+            },
+        }
+    }
+    /// A decoded key's id, by value (whatever text named it).
+    fn intern_key(&mut self, key: Principal) -> usize {
+        if let Some(id) = self.by_key.get(&key) {
             return *id;
         }
-        self.insert(p.clone())
+        let id = self.push(key.clone());
+        self.by_key.insert(key, id);
+        id
     }
     /// Add a principal known to be new.
-    fn insert(&mut self, p: Principal) -> usize {
+    fn push(&mut self, p: Principal) -> usize {
         let id = self.list.len();
-        self.by_principal.insert(p.clone(), id);
         self.list.push(p);
         id
     }

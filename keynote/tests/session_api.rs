@@ -280,3 +280,44 @@ fn an_owned_text_parses_as_a_borrowed_one() {
         }
     }
 }
+
+/// The session's interner keeps decoded keys apart from opaque names: one key written in hex
+/// and in base64 (any case of the prefix) is one principal, while opaque names compare byte
+/// for byte. A delegation through the two spellings of one key must therefore hold, and one
+/// through two spellings of an opaque name must not.
+#[test]
+fn one_key_in_two_spellings_is_one_principal_and_opaque_names_are_exact() {
+    use keynote::crypto::{KeyAlgorithm, PrivateKey, TextEncoding};
+    let key = PrivateKey::generate(KeyAlgorithm::Rsa, 512)
+        .unwrap()
+        .public_key();
+    let hex = key.to_key_string(TextEncoding::Hex).unwrap();
+    let b64 = key.to_key_string(TextEncoding::Base64).unwrap();
+    let colon = b64.find(':').unwrap();
+    let b64_upper_prefix = format!("{}{}", b64[..colon].to_uppercase(), &b64[colon..]);
+    let hex_upper = hex.to_uppercase();
+    let chain = |policy_names: &str, credential_by: &str, requester: &str| {
+        let mut s = Session::default();
+        s.set_values(["false", "true"]);
+        s.add_authorizer(requester).unwrap();
+        s.add_assertion(
+            &format!("Authorizer: \"POLICY\"\nLicensees: \"{policy_names}\"\n"),
+            Trust::Trusted,
+        )
+        .unwrap();
+        s.add_assertion(
+            &format!("Authorizer: \"{credential_by}\"\nLicensees: \"bob\"\n"),
+            Trust::Trusted,
+        )
+        .unwrap();
+        s.query().unwrap().value
+    };
+    // Through the key, whichever spelling each side uses, and whichever is interned first.
+    assert_eq!(chain(&hex, &b64_upper_prefix, "bob"), "true");
+    assert_eq!(chain(&b64_upper_prefix, &hex_upper, "bob"), "true");
+    assert_eq!(chain("POLICY-ONLY", &hex, &b64), "false");
+    assert_eq!(chain(&hex_upper, "unrelated", &b64_upper_prefix), "true");
+    // Opaque names: exact bytes only.
+    assert_eq!(chain("RSA:abc", "RSA:abc", "bob"), "true");
+    assert_eq!(chain("RSA:abc", "rsa:abc", "bob"), "false");
+}

@@ -211,7 +211,7 @@ impl Interner {
     /// Room for `n` principals without growing: a query interns about one new principal per
     /// assertion, and each growth of a table copies it into fresh memory, which on our build
     /// VMs costs more to touch than the copy itself (for a 1,000-link chain both tables were
-    /// allocated ten times on the way).
+    /// allocated ten times on the way). The key table starts empty: decoded keys are few.
     fn with_capacity(n: usize) -> Self {
         Interner {
             by_text: Map::with_capacity_and_hasher(n, Default::default()),

@@ -105,7 +105,10 @@ else
     echo "gt keynote, whole process, median of $runs runs (reference: KeyNote 2.3 medians recorded in perf/README.md); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 c="$perf/chain"
-row a  "11.2-11.9" "$c" verify -e env -r false,true -k requester.key $(cat "$c/args.txt")
+# Row (a)'s arguments, also run by the reference in its floor line below.
+a_args="verify -e env -r false,true -k requester.key $(cat "$c/args.txt")"
+# shellcheck disable=SC2086 # word-split on purpose: the file names have no spaces
+row a  "11.2-11.9" "$c" $a_args
 # What reading row (a)'s files alone takes (open, size, read, close each; no parsing, no query),
 # on one thread and shared between all cores in pieces as gt shares them. 2x on (a) means gt's
 # whole run in half the reference's: these two are what any program pays before it starts.
@@ -115,8 +118,7 @@ floor_row() {
     j=$(nproc)
     if [ -n "${KEYNOTE_REF:-}" ]; then
         read -r one many ref_ms <<EOF_FLOOR
-$(paired_ms "$c" "$floor $files" "$floor -j $j $files" \
-            "$KEYNOTE_REF verify -e env -r false,true -k requester.key $(cat "$c/args.txt")")
+$(paired_ms "$c" "$floor $files" "$floor -j $j $files" "$KEYNOTE_REF $a_args")
 EOF_FLOOR
         half=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / 2))' "$ref_ms")
         printf '%-4s reading its %s files alone: 1 thread %s ms, %s threads %s ms; reference %s ms, half of it %s ms\n' \

@@ -521,7 +521,7 @@ impl Assertion {
         }
         let empty = Map::default();
         let scope = Scope::new(&self.constants, &empty);
-        eval_str_plain(&self.authorizer, &scope)
+        eval_str_plain(&self.authorizer, &scope).map(std::borrow::Cow::into_owned)
     }
 }
 

@@ -90,9 +90,14 @@ impl<'a> Scope<'a> {
     }
 }
 
-/// Evaluate a string expression without runtime state (Authorizer, Licensees principals).
-pub(crate) fn eval_str_plain(e: &StrExpr, scope: &Scope<'_>) -> Result<String, EvalError> {
-    str_value(e, scope).map(Cow::into_owned)
+/// Evaluate a string expression without runtime state (Authorizer, Licensees principals),
+/// borrowing the literal or attribute value when there is nothing to build: a query
+/// evaluates two of these per assertion and only needs to look each one up.
+pub(crate) fn eval_str_plain<'s>(
+    e: &'s StrExpr,
+    scope: &'s Scope<'_>,
+) -> Result<Cow<'s, str>, EvalError> {
+    str_value(e, scope)
 }
 
 fn str_value<'s>(e: &'s StrExpr, scope: &'s Scope<'_>) -> Result<Cow<'s, str>, EvalError> {

@@ -40,3 +40,29 @@ impl From<Code> for std::process::ExitCode {
         std::process::ExitCode::from(code.value())
     }
 }
+
+/// End the process with `code` at once, once stdout and stderr are flushed, for `gt keynote`,
+/// which KeyNote scripts run once per query.
+///
+/// Returning from `main` runs the C library's exit handlers, and mimalloc's gives every free
+/// page of the heap back to the kernel, one `madvise` at a time: 15 calls after a 1,000-file
+/// query, each that cuts into a huge page splitting it, only for the kernel to drop the whole
+/// address space a moment later. Ending here took 0.31 ms (4%) off that query (6.91 against
+/// 7.21 ms, 60 runs each, interleaved; keynote/README.md, session 13).
+pub fn now(code: Code) -> ! {
+    use std::io::Write;
+    // A failed flush has nowhere left to be reported; the status stands.
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    // SAFETY: `_exit` only ends the process. Nothing left in it matters to the outcome: the
+    // command has returned (its values are dropped, its files closed), output is flushed
+    // above, and `gt keynote` starts no thread that outlives the command (keynote::par joins
+    // its helpers) and leaves no temporary file.
+    unsafe {
+        libc::_exit(i32::from(code.value()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    std::process::exit(i32::from(code.value()))
+}

@@ -30,7 +30,7 @@ fn main() -> std::process::ExitCode {
         let args = cmd::keynote::Args {
             args: argv.collect(),
         };
-        return finish(cmd::keynote::run(args));
+        exit::now(report(cmd::keynote::run(args)));
     }
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
@@ -39,13 +39,15 @@ fn main() -> std::process::ExitCode {
 
 /// The process exit status of a command's outcome; errors are printed first.
 fn finish(outcome: anyhow::Result<exit::Code>) -> std::process::ExitCode {
-    match outcome {
-        Ok(code) => code.into(),
-        Err(err) => {
-            eprintln!("gt: error: {err:#}");
-            exit::Code::Error.into()
-        }
-    }
+    report(outcome).into()
+}
+
+/// The exit code of a command's outcome, after printing its error if it failed.
+fn report(outcome: anyhow::Result<exit::Code>) -> exit::Code {
+    outcome.unwrap_or_else(|err| {
+        eprintln!("gt: error: {err:#}");
+        exit::Code::Error
+    })
 }
 
 /// Log to stderr; `-v` raises the level, `RUST_LOG` overrides it.

@@ -20,8 +20,6 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    // Before anything else, and before any child process inherits the flag (memory.rs).
-    memory::huge_pages_on();
     // `gt keynote ...` takes the reference tool's arguments verbatim (clap only collects them),
     // and KeyNote scripts call it once per query: skip building clap's whole command tree and
     // the log subscriber, which cost more than a small query itself.
@@ -30,8 +28,12 @@ fn main() -> std::process::ExitCode {
         let args = cmd::keynote::Args {
             args: argv.collect(),
         };
+        // Huge pages stay off until the command knows it will build something large
+        // (cmd/keynote, memory.rs).
         exit::now(report(cmd::keynote::run(args)));
     }
+    // Before any child process inherits the flag (memory.rs).
+    memory::huge_pages_on();
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
     finish(cmd::run(cli.command))

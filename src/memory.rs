@@ -8,7 +8,13 @@
 //! policy takes 430 more of them without huge pages.
 //!
 //! So huge pages are switched off for the process before `main` (an `.init_array` entry, run
-//! by the C runtime before Rust's), and back on first thing in `main`. The first 2 MiB region
+//! by the C runtime before Rust's), and back on first thing in `main`; `gt keynote verify`
+//! turns them back on only when it is about to read many files or a large one, just before
+//! it starts its reading threads. Its own arguments (2,000 of them for a 1,000-file query)
+//! then land in 4 KiB pages of the first region instead of reaching a fresh huge page that
+//! the kernel clears before the threads can start: that query took 5.57 ms against 5.79, and
+//! one that reads a single small policy 1.25 against 1.30 (interleaved rounds,
+//! keynote/README.md, session 13). The first 2 MiB region
 //! of the heap then already has 4 KiB pages and keeps them; every later region mimalloc
 //! touches gets huge pages as before. The kernel checks the flag at each fault, so the switch
 //! is per process and needs nothing from the allocator. A process that inherited the flag set
@@ -46,7 +52,7 @@ extern "C" fn huge_pages_off() {
 }
 
 /// Turn huge pages back on for all later faults, unless they were off when gt started; called
-/// first thing in `main`.
+/// first thing in `main` (later in `gt keynote verify`). Calling it again does nothing.
 pub fn huge_pages_on() {
     #[cfg(target_os = "linux")]
     if SET_BEFORE_MAIN.swap(false, Ordering::Relaxed) {

@@ -43,7 +43,11 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut err = stderr.lock();
     let rest = args.get(1..).unwrap_or(&[]);
+    if args.first().is_none_or(|c| c != "verify") {
+        crate::memory::huge_pages_on();
+    }
     let status = match args.first().map(String::as_str) {
+        // verify turns huge pages on itself, once it knows whether its input is large.
         Some("verify") => verify::run(rest, &mut out, &mut err),
         Some("sign") => sign::run(rest, &mut out, &mut err),
         Some("sigver") => sigver::run(rest, &mut out, &mut err),

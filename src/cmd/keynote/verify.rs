@@ -134,6 +134,9 @@ fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> Vec<Loaded> {
     let parse = |bytes: Vec<u8>| parse_file(bytes, 1);
     if paths.len() >= PARALLEL_READ_MIN_FILES {
         let workers = cores().clamp(1, 8);
+        // The reading threads' heaps in huge pages; the arguments read so far stayed in
+        // 4 KiB pages (src/memory.rs).
+        crate::memory::huge_pages_on();
         return keynote::par::share_in_pieces(paths, READ_PIECE, workers, |p| {
             read_file(p).map(parse)
         });
@@ -148,6 +151,7 @@ fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> Vec<Loaded> {
         .filter_map(|o| o.as_ref().ok().and_then(|(_, size)| *size))
         .sum();
     if sized >= HUGE_HEAP_MIN_BYTES {
+        crate::memory::huge_pages_on();
         crate::memory::heap_start_to_huge_page();
     }
     let read: Vec<std::io::Result<Vec<u8>>> = opened

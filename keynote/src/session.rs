@@ -21,10 +21,11 @@
 
 use crate::Map;
 use crate::assertion::{Assertion, Deferred, ParseError};
-use crate::ast::{Clause, Licensees};
-use crate::crypto::{KeyError, Principal, Registry, SignatureError};
-use crate::eval::{Evaluator, RegexCache, Scope, Specials, eval_str_plain};
+use crate::ast::{Clause, Licensees, StrExpr};
+use crate::crypto::{KeyError, Principal, PublicKey, Registry, SignatureError};
+use crate::eval::{EvalError, Evaluator, RegexCache, Scope, Specials, eval_str_plain};
 use crate::parser::ExprError;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use thiserror::Error;
@@ -197,17 +198,26 @@ impl Lic {
 /// Interns principals so that comparisons are integer compares (RFC 2704 5.2: keys compare
 /// after decoding; opaque strings byte for byte).
 ///
-/// An opaque principal is its text, so `by_text` alone finds it; `by_principal` holds only
-/// decoded keys, which several texts (hex or base64, any case of the prefix) can name. A
-/// 1,000-link chain of opaque names thus costs one table entry and one string copy per name
-/// instead of two of each.
-struct Interner {
-    by_text: Map<String, usize>,
+/// An opaque principal is its text, so `by_text` alone finds it; `by_key` holds only decoded
+/// keys, which several texts (hex or base64, any case of the prefix) can name. Texts are
+/// borrowed from the assertions and the session for the query's lifetime `'q` (only a name
+/// built by concatenation is owned), so a 1,000-link chain of literal names interns them
+/// without copying any.
+struct Interner<'q> {
+    by_text: Map<Cow<'q, str>, usize>,
     by_key: Map<Principal, usize>,
-    list: Vec<Principal>,
+    list: Vec<Named<'q>>,
 }
 
-impl Interner {
+/// One interned principal.
+enum Named<'q> {
+    /// A decoded key.
+    Key(Principal),
+    /// An opaque name: its text.
+    Opaque(Cow<'q, str>),
+}
+
+impl<'q> Interner<'q> {
     /// Room for `n` principals without growing: a query interns about one new principal per
     /// assertion, and each growth of a table copies it into fresh memory, which on our build
     /// VMs costs more to touch than the copy itself (for a 1,000-link chain both tables were
@@ -219,41 +229,43 @@ impl Interner {
             list: Vec::with_capacity(n),
         }
     }
-    fn intern(&mut self, text: &str) -> Result<usize, KeyError> {
-        if let Some(id) = self.by_text.get(text) {
+    fn intern(&mut self, text: Cow<'q, str>) -> Result<usize, KeyError> {
+        if let Some(id) = self.by_text.get(text.as_ref()) {
             return Ok(*id);
         }
-        let id = match Principal::parse(text)? {
-            key @ Principal::Key(_) => self.intern_key(key),
-            opaque @ Principal::Opaque(_) => self.push(opaque),
+        let id = match PublicKey::parse(&text)? {
+            Some(key) => self.intern_key(Principal::Key(key)),
+            None => self.push(Named::Opaque(text.clone())),
         };
-        self.by_text.insert(text.to_owned(), id);
+        self.by_text.insert(text, id);
         Ok(id)
     }
-    fn intern_principal(&mut self, p: &Principal) -> usize {
+    fn intern_principal(&mut self, p: &'q Principal) -> usize {
         match p {
             Principal::Key(_) => self.intern_key(p.clone()),
-            Principal::Opaque(text) => match self.by_text.get(text.as_str()) {
-                Some(id) => *id,
-                None => {
-                    let id = self.push(p.clone());
-                    self.by_text.insert(text.clone(), id);
-                    id
-                }
-            },
+            Principal::Opaque(text) => self.intern_opaque(text),
         }
+    }
+    /// A name known not to be a key.
+    fn intern_opaque(&mut self, text: &'q str) -> usize {
+        if let Some(id) = self.by_text.get(text) {
+            return *id;
+        }
+        let id = self.push(Named::Opaque(Cow::Borrowed(text)));
+        self.by_text.insert(Cow::Borrowed(text), id);
+        id
     }
     /// A decoded key's id, by value (whatever text named it).
     fn intern_key(&mut self, key: Principal) -> usize {
         if let Some(id) = self.by_key.get(&key) {
             return *id;
         }
-        let id = self.push(key.clone());
+        let id = self.push(Named::Key(key.clone()));
         self.by_key.insert(key, id);
         id
     }
     /// Add a principal known to be new.
-    fn push(&mut self, p: Principal) -> usize {
+    fn push(&mut self, p: Named<'q>) -> usize {
         let id = self.list.len();
         self.list.push(p);
         id
@@ -261,18 +273,77 @@ impl Interner {
     fn len(&self) -> usize {
         self.list.len()
     }
+    /// Principal `id` as the signature algorithms take it (an opaque one is copied: only a
+    /// credential whose Authorizer is not a key asks, and its check is far dearer).
+    fn principal(&self, id: usize) -> Option<Cow<'_, Principal>> {
+        Some(match self.list.get(id)? {
+            Named::Key(p) => Cow::Borrowed(p),
+            Named::Opaque(text) => Cow::Owned(Principal::Opaque(text.to_string())),
+        })
+    }
+}
+
+/// The text of a principal expression: a literal is borrowed from its assertion, anything
+/// else evaluated (and owned, since an attribute's value lives only in its scope).
+fn principal_text<'q>(e: &'q StrExpr, scope: &Scope<'_>) -> Result<Cow<'q, str>, EvalError> {
+    match e {
+        StrExpr::Lit(s) => Ok(Cow::Borrowed(s)),
+        _ => eval_str_plain(e, scope).map(|s| Cow::Owned(s.into_owned())),
+    }
+}
+
+/// Assertion ids grouped by principal (compressed rows: one offset table and one id list,
+/// not a vector per principal): which assertions each principal authorizes, or uses.
+struct Index {
+    start: Vec<usize>,
+    ids: Vec<AssertionId>,
+}
+
+impl Index {
+    /// Group the `(principal, id)` pairs, all principals below `n`; each group keeps the
+    /// pairs' order. `pairs` is walked twice (count, then place).
+    fn build<I: Iterator<Item = (usize, AssertionId)>>(n: usize, pairs: impl Fn() -> I) -> Self {
+        let mut start = vec![0usize; n + 1];
+        for (p, _) in pairs() {
+            if let Some(c) = start.get_mut(p + 1) {
+                *c += 1;
+            }
+        }
+        let mut total = 0;
+        for c in &mut start {
+            total += *c;
+            *c = total;
+        }
+        let mut ids = vec![0; start.last().copied().unwrap_or(0)];
+        let mut next = start.clone();
+        for (p, id) in pairs() {
+            if let Some(at) = next.get_mut(p)
+                && let Some(slot) = ids.get_mut(*at)
+            {
+                *slot = id;
+                *at += 1;
+            }
+        }
+        Index { start, ids }
+    }
+    fn get(&self, p: usize) -> &[AssertionId] {
+        match (self.start.get(p), self.start.get(p + 1)) {
+            (Some(a), Some(b)) => self.ids.get(*a..*b).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
 }
 
 /// A recursion-free compiler from the AST to [`Lic`]: Licensees nesting is bounded by the
 /// parser, so plain recursion is fine here.
-fn compile_lic(
-    l: &Licensees,
+fn compile_lic<'q>(
+    l: &'q Licensees,
     scope: &Scope<'_>,
-    interner: &mut Interner,
+    interner: &mut Interner<'q>,
 ) -> Result<Lic, FailureReason> {
-    let principal = |e, interner: &mut Interner| -> Result<usize, FailureReason> {
-        let s = eval_str_plain(e, scope).map_err(FailureReason::Eval)?;
-        interner.intern(&s).map_err(FailureReason::Key)
+    let principal = |e, interner: &mut Interner<'q>| -> Result<usize, FailureReason> {
+        let s = principal_text(e, scope).map_err(FailureReason::Eval)?;
+        interner.intern(s).map_err(FailureReason::Key)
     };
     Ok(match l {
         Licensees::Principal(e) => Lic::P(principal(e, interner)?),
@@ -402,7 +473,7 @@ impl Session {
         // its Authorizer is, in a chain, the Licensees of the one before).
         let mut interner = Interner::with_capacity(self.entries.len() + self.authorizers.len() + 2);
         let mut failures: HashMap<AssertionId, FailureReason> = HashMap::new();
-        let policy = interner.intern_principal(&Principal::Opaque("POLICY".to_owned()));
+        let policy = interner.intern_opaque("POLICY");
         let requesters: Vec<usize> = self
             .authorizers
             .iter()
@@ -420,9 +491,9 @@ impl Session {
             let scope = Scope::new(a.local_constants(), &self.attributes).with_specials(specials());
             let au = match a.authorizer_error() {
                 Some(err) => Err(FailureReason::Syntax(err.clone())),
-                None => eval_str_plain(a.authorizer_expr(), &scope)
+                None => principal_text(a.authorizer_expr(), &scope)
                     .map_err(FailureReason::Eval)
-                    .and_then(|s| interner.intern(&s).map_err(FailureReason::Key)),
+                    .and_then(|s| interner.intern(s).map_err(FailureReason::Key)),
             };
             match au {
                 Ok(p) if !(p == policy && e.trust == Trust::Untrusted) => auth.push(Some(p)),
@@ -468,12 +539,11 @@ impl Session {
             }
         }
         // Index: principal -> assertions it authorizes.
-        let mut by_auth: Vec<Vec<AssertionId>> = vec![Vec::new(); n_principals];
-        for (id, p) in auth.iter().enumerate() {
-            if let Some(v) = p.and_then(|p| by_auth.get_mut(p)) {
-                v.push(id);
-            }
-        }
+        let by_auth = Index::build(n_principals, || {
+            auth.iter()
+                .enumerate()
+                .filter_map(|(id, p)| p.map(|p| (p, id)))
+        });
 
         // Phase 1: reach from POLICY, evaluating Conditions and signatures on the way.
         let mut regexes = RegexCache::default();
@@ -483,17 +553,14 @@ impl Session {
         let mut queue: VecDeque<AssertionId> = VecDeque::new();
         let roots: Vec<AssertionId> = by_auth
             .get(policy)
-            .map(|v| {
-                v.iter()
-                    .copied()
-                    .filter(|id| {
-                        self.entries
-                            .get(*id)
-                            .is_some_and(|e| e.trust == Trust::Trusted)
-                    })
-                    .collect()
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.entries
+                    .get(*id)
+                    .is_some_and(|e| e.trust == Trust::Trusted)
             })
-            .unwrap_or_default();
+            .collect();
         for r in &roots {
             if let Some(x) = reached.get_mut(*r) {
                 *x = true;
@@ -540,7 +607,7 @@ impl Session {
                     if is_requester.get(*p).copied().unwrap_or(false) {
                         continue;
                     }
-                    for b in by_auth.get(*p).map(Vec::as_slice).unwrap_or(&[]) {
+                    for b in by_auth.get(*p) {
                         if let Some(r) = reached.get_mut(*b)
                             && !*r
                         {
@@ -577,7 +644,8 @@ impl Session {
                 *x = max;
             }
         }
-        let mut users: Vec<Vec<AssertionId>> = vec![Vec::new(); n_principals];
+        // Index: principal -> usable assertions whose Licensees name it (once each).
+        let mut uses: Vec<(usize, AssertionId)> = Vec::new();
         for id in 0..n {
             if !usable.get(id).copied().unwrap_or(false) {
                 continue;
@@ -587,13 +655,10 @@ impl Session {
                 l.principals(&mut scratch);
                 scratch.sort_unstable();
                 scratch.dedup();
-                for p in &scratch {
-                    if let Some(u) = users.get_mut(*p) {
-                        u.push(id);
-                    }
-                }
+                uses.extend(scratch.iter().map(|p| (*p, id)));
             }
         }
+        let users = Index::build(n_principals, || uses.iter().copied());
         let mut aval = vec![0usize; n];
         let mut queued = vec![false; n];
         let mut work: VecDeque<AssertionId> = VecDeque::new();
@@ -629,7 +694,7 @@ impl Session {
                 if let Some(x) = pval.get_mut(p) {
                     *x = v;
                 }
-                for u in users.get(p).map(Vec::as_slice).unwrap_or(&[]) {
+                for u in users.get(p) {
                     if let Some(q) = queued.get_mut(*u)
                         && !*q
                     {
@@ -724,11 +789,33 @@ impl Session {
         let Some(sig) = a.signature_value() else {
             return Err(FailureReason::Unsigned);
         };
-        let Some(p) = authorizer.and_then(|id| interner.list.get(id)) else {
+        let Some(p) = authorizer.and_then(|id| interner.principal(id)) else {
             return Err(FailureReason::Unsigned);
         };
         self.registry
-            .verify_assertion(p, a.signed_body(), sig)
+            .verify_assertion(&p, a.signed_body(), sig)
             .map_err(FailureReason::Signature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Index;
+
+    #[test]
+    fn index_groups_ids_by_principal_in_the_order_given() {
+        let pairs = [(2, 0), (0, 1), (2, 2), (4, 3), (2, 4), (0, 5)];
+        let index = Index::build(5, || pairs.iter().copied());
+        assert_eq!(index.get(0), [1, 5]);
+        assert!(index.get(1).is_empty());
+        assert_eq!(index.get(2), [0, 2, 4]);
+        assert!(index.get(3).is_empty());
+        assert_eq!(index.get(4), [3]);
+        // Past the end, and a principal out of range in the pairs, give nothing.
+        assert!(index.get(5).is_empty());
+        let index = Index::build(2, || [(7, 1), (1, 0)].into_iter());
+        assert_eq!(index.get(1), [0]);
+        assert!(index.get(7).is_empty());
+        assert!(Index::build(0, std::iter::empty).get(0).is_empty());
     }
 }

@@ -226,8 +226,10 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         return 1;
     }
     // getopt("he:l:k:r:"), permuting like GNU getopt: options anywhere, `--` ends them.
-    let mut items = Vec::new();
-    let mut files = Vec::new();
+    // Sized once for the most the arguments can hold: grown by doubling instead, the lists of
+    // a 1,000-file query were copied ten times, each time into memory not touched before.
+    let mut items = Vec::with_capacity(args.len());
+    let mut files = Vec::with_capacity(args.len());
     let mut i = 0;
     let mut options_done = false;
     while let Some(arg) = args.get(i) {
@@ -281,14 +283,12 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
     }
 
-    let assertion_paths: Vec<&str> = items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Trusted(p) => Some(*p),
-            _ => None,
-        })
-        .chain(files.iter().copied())
-        .collect();
+    let mut assertion_paths: Vec<&str> = Vec::with_capacity(items.len() + files.len());
+    assertion_paths.extend(items.iter().filter_map(|i| match i {
+        Item::Trusted(p) => Some(*p),
+        _ => None,
+    }));
+    assertion_paths.extend(files.iter().copied());
     // Asked at most once, and only when there is something to share between cores: each call
     // reads several cgroup files.
     let cores_cell = std::cell::OnceCell::new();

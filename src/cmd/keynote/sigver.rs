@@ -82,9 +82,7 @@ fn check(text: &str, registry: &Registry, keys: &KeyCache) -> Outcome {
 fn check_all(assertions: &[&str]) -> Vec<Outcome> {
     let registry = Registry::rfc2792();
     let keys = KeyCache::default();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(MAX_WORKERS);
+    let workers = super::cpus().min(MAX_WORKERS);
     if workers < 2 || assertions.len() < PARALLEL_THRESHOLD {
         return assertions
             .iter()

@@ -289,11 +289,9 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         _ => None,
     }));
     assertion_paths.extend(files.iter().copied());
-    // Asked at most once, and only when there is something to share between cores: each call
-    // reads several cgroup files.
+    // Asked at most once, and only when there is something to share between cores.
     let cores_cell = std::cell::OnceCell::new();
-    let cores =
-        || *cores_cell.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let cores = || *cores_cell.get_or_init(super::cpus);
     // One result per path: the trusted files' in order, then the untrusted files'.
     let mut loaded = load_all(&assertion_paths, &cores).into_iter();
     let mut session = Session::default();

@@ -405,6 +405,12 @@ impl Session {
         Ok(self.add_parsed(Arc::new(a), trust))
     }
 
+    /// Room for `additional` more assertions without growing the list, for a caller that
+    /// knows how many it will add (each growth copies the list into memory not touched before).
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+    }
+
     /// Add an already parsed assertion.
     pub fn add_parsed(&mut self, assertion: Arc<Assertion>, trust: Trust) -> AssertionId {
         self.entries.push(Entry { assertion, trust });

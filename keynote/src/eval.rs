@@ -284,13 +284,20 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                 }
                 acc
             }
-            Test::Str(a, op, b) => match (str_value(a, &self.scope), str_value(b, &self.scope)) {
-                (Ok(x), Ok(y)) => cmp(x.as_bytes().cmp(y.as_bytes()), *op),
-                _ => {
-                    self.fail();
-                    false
+            Test::Str(a, op, b) => {
+                // Two names or literals (`app_domain == "perf"`): compared in place, as the
+                // general path would, without building and matching two `Result<Cow, _>`s.
+                if let (Some(x), Some(y)) = (self.direct(a), self.direct(b)) {
+                    return cmp(x.as_bytes().cmp(y.as_bytes()), *op);
                 }
-            },
+                match (str_value(a, &self.scope), str_value(b, &self.scope)) {
+                    (Ok(x), Ok(y)) => cmp(x.as_bytes().cmp(y.as_bytes()), *op),
+                    _ => {
+                        self.fail();
+                        false
+                    }
+                }
+            }
             Test::Int(a, op, b) => match (self.int(a), self.int(b)) {
                 (Ok(x), Ok(y)) if I32.contains(&x) && I32.contains(&y) => cmp(x.cmp(&y), *op),
                 _ => {
@@ -309,6 +316,15 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                 }
             },
             Test::Regex(s, p) => self.regex(s, p),
+        }
+    }
+
+    /// A literal's or a name's value; `None` for anything to be computed.
+    fn direct<'e>(&'e self, e: &'e StrExpr) -> Option<&'e str> {
+        match e {
+            StrExpr::Lit(s) => Some(s),
+            StrExpr::Attr(n) => Some(self.scope.lookup(n)),
+            _ => None,
         }
     }
 

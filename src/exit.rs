@@ -57,9 +57,10 @@ pub fn now(code: Code) -> ! {
     #[cfg(target_os = "linux")]
     #[allow(unsafe_code)]
     // SAFETY: `_exit` only ends the process. Nothing left in it matters to the outcome: the
-    // command has returned (its values are dropped, its files closed), output is flushed
-    // above, and `gt keynote` starts no thread that outlives the command (keynote::par joins
-    // its helpers) and leaves no temporary file.
+    // command has returned (its files are closed; what it did not free, such as a query's
+    // session, it left to the exit on purpose), output is flushed above, and `gt keynote`
+    // starts no thread that outlives the command (keynote::par joins its helpers) and leaves
+    // no temporary file.
     unsafe {
         libc::_exit(i32::from(code.value()))
     }

@@ -70,7 +70,8 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
 /// rounds; 7.33 against 6.43 ms on a slower stretch of the VM, 16 rounds). What the quota
 /// would change is small for these commands: it caps CPU time per 100 ms period, which a
 /// query's few milliseconds do not reach, and beyond it more threads only share the same
-/// time. The commands clamp the count (to 8 threads or fewer).
+/// time. Each use clamps the count (8 reading threads, 16 for `sigver`, 64 for signature
+/// checks).
 pub(super) fn cpus() -> usize {
     #[cfg(target_os = "linux")]
     if let Ok(set) = rustix::thread::sched_getaffinity(None) {

@@ -35,6 +35,39 @@
 
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::{Scope, ScopedJoinHandle};
+
+/// Starts threads that each wait until all of them are started (the module doc says why): for
+/// any caller that starts several threads back to back and then waits for them.
+#[derive(Default)]
+pub struct Gate(RwLock<()>);
+
+impl Gate {
+    /// Start one scoped thread per job; none runs its job before the last one is started.
+    pub fn spawn_all<'scope, 'env, T, F>(
+        &'env self,
+        scope: &'scope Scope<'scope, 'env>,
+        jobs: impl IntoIterator<Item = F>,
+    ) -> Vec<ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        // A poisoned lock (a thread start that panicked while it was held) still opens.
+        let shut = self.0.write();
+        let handles = jobs
+            .into_iter()
+            .map(|job| {
+                scope.spawn(move || {
+                    drop(self.0.read());
+                    job()
+                })
+            })
+            .collect();
+        drop(shut);
+        handles
+    }
+}
 
 /// Run `job` on every item, on up to `threads` helper threads (never more than items) while
 /// the calling thread waits; results in item order. `threads` of 0 or 1, or a single item, run
@@ -61,20 +94,9 @@ pub fn share<I: Sync, O: Send>(
         done
     };
     let mut slots: Vec<Option<O>> = std::iter::repeat_with(|| None).take(items.len()).collect();
-    // Shut until every helper is started (see the module doc): a helper that starts before
-    // its siblings waits here instead of holding up the thread that starts them.
-    let gate = RwLock::new(());
+    let gate = Gate::default();
     std::thread::scope(|scope| {
-        let shut = gate.write();
-        let handles: Vec<_> = (0..helpers)
-            .map(|_| {
-                scope.spawn(|| {
-                    drop(gate.read());
-                    work()
-                })
-            })
-            .collect();
-        drop(shut);
+        let handles = gate.spawn_all(scope, (0..helpers).map(|_| work));
         for (i, out) in handles.into_iter().filter_map(|h| h.join().ok()).flatten() {
             if let Some(slot) = slots.get_mut(i) {
                 *slot = Some(out);

@@ -287,7 +287,8 @@ impl Drop for CountDownOnDrop<'_> {
 /// `f(state, i)` for every `i` in `order` (indices `0..order.len()`), on one thread per element
 /// of `states` (each thread owns one), the threads taking jobs from a shared counter; results
 /// in index order. With more than one state the calling thread only waits: the first thread
-/// it starts is queued on its own CPU (keynote::par says more).
+/// it starts is queued on its own CPU, and the threads wait until all are started
+/// (keynote::par says more).
 ///
 /// The threads first run every one of `prelude` (split between them, counting `checked` down
 /// as each finishes), then take the jobs. A job that needs the prelude's results waits for
@@ -323,14 +324,12 @@ fn par_jobs<S: Send, T: Send>(
         }
         done
     };
+    let gate = keynote::par::Gate::default();
     let mut all: Vec<(usize, T)> = std::thread::scope(|scope| {
         if states.len() <= 1 {
             return states.into_iter().next().map(worker).unwrap_or_default();
         }
-        let handles: Vec<_> = states
-            .into_iter()
-            .map(|s| scope.spawn(move || worker(s)))
-            .collect();
+        let handles = gate.spawn_all(scope, states.into_iter().map(|s| move || worker(s)));
         let mut all = Vec::new();
         for h in handles {
             all.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));

@@ -364,18 +364,21 @@ fn decide_all(
         return Ok(updates.iter().map(|u| decide_one(source, u)).collect());
     }
     let chunk = updates.len().div_ceil(workers);
+    // The threads wait until all are started, so the first does not hold up the start of the
+    // others (keynote::par says why).
+    let gate = keynote::par::Gate::default();
     std::thread::scope(|scope| {
-        let handles: Vec<_> = updates
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || -> anyhow::Result<Vec<policy::Verdict>> {
+        let handles = gate.spawn_all(
+            scope,
+            updates.chunks(chunk).map(|part| {
+                move || -> anyhow::Result<Vec<policy::Verdict>> {
                     let objects = verifier::TagSource::from_git_env(dir).with_context(|| {
                         format!("opening the receiving repository {}", dir.display())
                     })?;
                     Ok(part.iter().map(|u| decide_one(&objects, u)).collect())
-                })
-            })
-            .collect();
+                }
+            }),
+        );
         let mut all = Vec::with_capacity(updates.len());
         for h in handles {
             let part = h

@@ -3,6 +3,7 @@
 //! This file only wires the pieces: parse the command line (cli.rs), run the command (cmd/),
 //! and turn the outcome into one of the distinct exit codes of exit.rs.
 
+mod batch_read;
 mod cli;
 mod cmd;
 mod exit;

@@ -118,22 +118,39 @@ pub fn share_in_pieces<I: Sync, O: Send>(
     threads: usize,
     job: impl Fn(&I) -> O + Sync,
 ) -> Vec<O> {
+    share_pieces(items, piece, threads, |part| {
+        part.iter().map(&job).collect()
+    })
+}
+
+/// [`share_in_pieces`] for jobs that take a whole piece at once (say, to read its files with
+/// one system call): `job` gets up to `piece` items (at least one) and must return one result
+/// per item, in order. A piece whose job returned another number of results is run again
+/// item by item on the calling thread, so that results stay one per item, in item order.
+pub fn share_pieces<I: Sync, O: Send>(
+    items: &[I],
+    piece: usize,
+    threads: usize,
+    job: impl Fn(&[I]) -> Vec<O> + Sync,
+) -> Vec<O> {
     let pieces: Vec<&[I]> = items.chunks(piece.max(1)).collect();
-    let parts = share(&pieces, threads, |part| {
-        part.iter().map(&job).collect::<Vec<_>>()
-    });
+    let parts = share(&pieces, threads, |part| job(part));
     // Sized once: collecting the flattened parts would grow the vector by doubling, copying
     // it each time (a 1,000-file query's results reached a fresh 2 MiB page that way).
     let mut all = Vec::with_capacity(items.len());
-    for part in parts {
-        all.extend(part);
+    for (part, items) in parts.into_iter().zip(pieces) {
+        if part.len() == items.len() {
+            all.extend(part);
+        } else {
+            all.extend(items.chunks(1).flat_map(&job));
+        }
     }
     all
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{share, share_in_pieces};
+    use super::{share, share_in_pieces, share_pieces};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
@@ -158,6 +175,31 @@ mod tests {
             }
         }
         assert!(share_in_pieces(&[] as &[u8], 8, 4, |x| *x).is_empty());
+    }
+
+    #[test]
+    fn whole_pieces_give_one_result_per_item_in_order() {
+        let items: Vec<u64> = (0..1001).collect();
+        let want: Vec<u64> = items.iter().map(|x| x * 3).collect();
+        for piece in [0, 1, 16, 5000] {
+            for threads in [1, 2, 3] {
+                let got = share_pieces(&items, piece, threads, |part| {
+                    assert!(!part.is_empty() && part.len() <= piece.max(1));
+                    part.iter().map(|x| x * 3).collect()
+                });
+                assert_eq!(got, want, "pieces of {piece} on {threads} threads");
+            }
+        }
+        // A job that drops a result for a piece of several: that piece is run again one item
+        // at a time, and the results are still one per item.
+        let got = share_pieces(&items, 16, 2, |part| {
+            let mut out: Vec<u64> = part.iter().map(|x| x * 3).collect();
+            if part.len() > 1 && part[0] == 32 {
+                out.pop();
+            }
+            out
+        });
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! does: `-l` files in order, then untrusted files in reverse command-line order. Messages and
 //! exit statuses are the reference's, byte for byte on stdout.
 
+use crate::batch_read::BatchReader;
 use keynote::ast::StrExpr;
 use keynote::{Assertion, Session, Trust};
 use std::io::Write;
@@ -106,6 +107,22 @@ fn read_opened((mut file, size): Opened) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+thread_local! {
+    /// This thread's ring for reading many files (src/batch_read.rs), made on first use;
+    /// `Some(None)`: none could be made here, read plainly.
+    static READER: std::cell::RefCell<Option<Option<BatchReader>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Read a piece of files whole, one result per path: through this thread's ring where there
+/// is one, else one [`read_file`] each.
+fn read_piece(paths: &[&str]) -> Vec<std::io::Result<Vec<u8>>> {
+    READER.with_borrow_mut(|reader| match reader.get_or_insert_with(BatchReader::new) {
+        Some(ring) => ring.read(paths, &read_file),
+        None => paths.iter().map(|p| read_file(p)).collect(),
+    })
+}
+
 /// Below this many bytes in all, a handful of files is parsed on the calling thread. Measured
 /// on this project's 2-core build machine (keynote/README.md, session 5): on a busy day the
 /// second thread made a 467 KB, 10,000-clause policy slower (median 22.1 ms against 17.7 ms
@@ -127,8 +144,9 @@ const HUGE_HEAP_MIN_BYTES: usize = 64 * 1024;
 /// From this many files on, reading (system calls) is spread over the workers too.
 const PARALLEL_READ_MIN_FILES: usize = 16;
 
-/// Files per piece of reading and parsing handed to a thread, when there are many.
-const READ_PIECE: usize = 16;
+/// Files per piece of reading and parsing handed to a thread, when there are many: one batch
+/// of the thread's ring.
+const READ_PIECE: usize = crate::batch_read::BATCH;
 
 /// Read and parse assertion files on all cores: parsing dominates `verify` on large inputs,
 /// and files are independent. Work is handed out a piece at a time (keynote::par), so a
@@ -142,8 +160,11 @@ fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> Vec<Loaded> {
         // The reading threads' heaps in huge pages; the arguments read so far stayed in
         // 4 KiB pages (src/memory.rs).
         crate::memory::huge_pages_on();
-        return keynote::par::share_in_pieces(paths, READ_PIECE, workers, |p| {
-            read_file(p).map(parse)
+        return keynote::par::share_pieces(paths, READ_PIECE, workers, |piece| {
+            read_piece(piece)
+                .into_iter()
+                .map(|read| read.map(parse))
+                .collect()
         });
     }
     // A few files, perhaps large ones (10,000 clauses in one file or over four): read them

@@ -11,9 +11,11 @@
 # and answer and the ratio reference/gt: figures from one invocation on one machine, instead of
 # the recorded medians, which were taken on another day.
 #
-# After row (a) comes its floor: what only reading the same files takes (a program that opens,
-# sizes, reads and closes them and does nothing else, keynote/examples/read_floor.rs), on one
-# thread and on all cores. Half the reference's time is what 2x on (a) asks of gt's whole run.
+# After row (a) comes its floor: what only reading the same files takes with four system calls
+# each (a program that opens, sizes, reads and closes them and does nothing else,
+# keynote/examples/read_floor.rs), on one thread and on all cores. That is how the reference
+# reads; gt reads many files through io_uring (src/batch_read.rs, session 14), which can take
+# it below this line. Half the reference's time is what 2x on (a) asks of gt's whole run.
 unset RUST_BACKTRACE  # sequoia builds errors on normal paths; a captured backtrace each costs ~3%
 set -eu
 runs=${1:-40}
@@ -111,7 +113,7 @@ a_args="verify -e env -r false,true -k requester.key $(cat "$c/args.txt")"
 row a  "11.2-11.9" "$c" $a_args
 # What reading row (a)'s files alone takes (open, size, read, close each; no parsing, no query),
 # on one thread and shared between all cores in pieces as gt shares them. 2x on (a) means gt's
-# whole run in half the reference's: these two are what any program pays before it starts.
+# whole run in half the reference's: these two are what a program reading file by file pays.
 floor_row() {
     files="env requester.key $(tr ' ' '\n' < "$c/args.txt" | grep -v '^-l$' | tr '\n' ' ')"
     n=$(echo "$files" | wc -w)

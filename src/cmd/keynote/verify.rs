@@ -64,9 +64,9 @@ fn parse_file(bytes: Vec<u8>, threads: usize) -> Option<Arc<Assertion>> {
 type Loaded = Result<Option<Arc<Assertion>>, std::io::Error>;
 
 /// A whole file in four system calls (open, statx, read, close) where `std::fs::read` makes
-/// five (a last read to see end-of-file): a 1,000-credential query opens 1,000 files, and
-/// system calls cost ~1.5 µs each on the virtual machines we measure on. A regular file is
-/// read up to the size it had when opened; anything else (a pipe, `<(...)`) to its end.
+/// five (a last read to see end-of-file): how fewer than [`PARALLEL_READ_MIN_FILES`] files are
+/// read, and what the ring of src/batch_read.rs falls back to. A regular file is read up to the
+/// size it had when opened; anything else (a pipe, `<(...)`) to its end.
 fn read_file(path: &str) -> std::io::Result<Vec<u8>> {
     open_file(path).and_then(read_opened)
 }
@@ -141,7 +141,8 @@ const PARALLEL_PARSE_MIN_BYTES: usize = 1024 * 1024;
 /// -0.22, 97 KB -0.24 to -0.29: the break-even is still around 50-64 KB.
 const HUGE_HEAP_MIN_BYTES: usize = 64 * 1024;
 
-/// From this many files on, reading (system calls) is spread over the workers too.
+/// From this many files on, reading is spread over the workers too, each reading its pieces
+/// through an io_uring of its own (src/batch_read.rs).
 const PARALLEL_READ_MIN_FILES: usize = 16;
 
 /// Files per piece of reading and parsing handed to a thread, when there are many: one batch

@@ -326,7 +326,7 @@ mod none {
 }
 
 #[cfg(all(test, target_os = "linux"))]
-mod tests {
+pub(crate) mod tests {
     use super::{BATCH, BatchReader, CHUNK};
     use std::cell::Cell;
     use std::io::Write;
@@ -338,6 +338,17 @@ mod tests {
 
     fn name(path: &Path) -> &str {
         path.to_str().expect("a UTF-8 temporary path")
+    }
+
+    /// A new named pipe `fifo` in `dir` (made by `mkfifo`, as a user would).
+    pub(crate) fn named_pipe(dir: &Path) -> std::path::PathBuf {
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success(), "mkfifo {fifo:?}");
+        fifo
     }
 
     #[test]
@@ -437,17 +448,12 @@ mod tests {
     #[test]
     fn a_named_pipe_opened_before_its_writer_is_read_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        let fifo = named_pipe(dir.path());
         let text = "KeyNote-Version: 2\nAuthorizer: \"POLICY\"\n".repeat(50);
         let writer = {
             let (fifo, text) = (fifo.clone(), text.clone());
             std::thread::spawn(move || {
-                // Late: the ring has opened the pipe (without blocking) and found it empty.
+                // Late: after the ring has started to open or read the pipe.
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 std::fs::write(fifo, text).unwrap();
             })

@@ -458,12 +458,7 @@ mod tests {
         std::fs::write(&empty, "").unwrap();
         assert!(read_file(empty.to_str().unwrap()).unwrap().is_empty());
         // A named pipe (what `-l <(cmd)` passes): no size to trust, read to the end.
-        let fifo = dir.path().join("fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        let fifo = crate::batch_read::tests::named_pipe(dir.path());
         let writer = {
             let (fifo, text) = (fifo.clone(), text.clone());
             std::thread::spawn(move || std::fs::write(fifo, text).unwrap())

@@ -9,12 +9,16 @@
 //!
 //! So huge pages are switched off for the process before `main` (an `.init_array` entry, run
 //! by the C runtime before Rust's), and back on first thing in `main`; `gt keynote verify`
-//! turns them back on only when it is about to read many files or a large one, just before
-//! it starts its reading threads. Its own arguments (2,000 of them for a 1,000-file query)
-//! then land in 4 KiB pages of the first region instead of reaching a fresh huge page that
-//! the kernel clears before the threads can start: that query took 5.57 ms against 5.79, and
-//! one that reads a single small policy 1.25 against 1.30 (interleaved rounds,
-//! keynote/README.md, session 13). The first 2 MiB region
+//! turns them back on only when it is about to read a large file, or, for many files, when a
+//! reading thread takes its first piece. Its own arguments (2,000 of them for a 1,000-file
+//! query) then land in 4 KiB pages of the first region instead of reaching a fresh huge page
+//! that the kernel clears before the threads can start: that query took 5.57 ms against 5.79,
+//! and one that reads a single small policy 1.25 against 1.30 (interleaved rounds,
+//! keynote/README.md, session 13). Switched on just before the threads started, the first
+//! allocations of starting them still reached one (2 MiB cleared on the critical path in
+//! place of a few 4 KiB faults): from the first piece instead, three huge-page faults a run
+//! became two and the query took 4.35-4.80 ms against 4.55-5.05 (three runs of 20 interleaved
+//! rounds, session 14). The first 2 MiB region
 //! of the heap then already has 4 KiB pages and keeps them; every later region mimalloc
 //! touches gets huge pages as before. The kernel checks the flag at each fault, so the switch
 //! is per process and needs nothing from the allocator. A process that inherited the flag set

@@ -158,10 +158,11 @@ fn load_all(paths: &[&str], cores: &dyn Fn() -> usize) -> Vec<Loaded> {
     let parse = |bytes: Vec<u8>| parse_file(bytes, 1);
     if paths.len() >= PARALLEL_READ_MIN_FILES {
         let workers = cores().clamp(1, 8);
-        // The reading threads' heaps in huge pages; the arguments read so far stayed in
-        // 4 KiB pages (src/memory.rs).
-        crate::memory::huge_pages_on();
         return keynote::par::share_pieces(paths, READ_PIECE, workers, |piece| {
+            // The reading threads' heaps in huge pages, from the first piece a thread takes:
+            // the arguments read so far and what starting the threads allocates stay in 4 KiB
+            // pages (src/memory.rs). Later calls do nothing.
+            crate::memory::huge_pages_on();
             read_piece(piece)
                 .into_iter()
                 .map(|read| read.map(parse))

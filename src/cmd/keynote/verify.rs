@@ -320,10 +320,15 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     // Asked at most once, and only when there is something to share between cores.
     let cores_cell = std::cell::OnceCell::new();
     let cores = || *cores_cell.get_or_init(super::cpus);
-    // One result per path: the trusted files' in order, then the untrusted files'.
-    let mut loaded = load_all(&assertion_paths, &cores).into_iter();
+    // Made before the files are loaded (while huge pages are still off, src/memory.rs) rather
+    // than after: measured, not explained. Row b1 (one 3,331-clause policy), three runs of 20
+    // interleaved rounds: 2.40 -> 2.23, 2.34 -> 2.16, 2.50 -> 2.26 ms, with the same number of
+    // page and huge-page faults; other rows even or a little faster (keynote/README.md,
+    // session 14).
     let mut session = Session::default();
     session.reserve(assertion_paths.len());
+    // One result per path: the trusted files' in order, then the untrusted files'.
+    let mut loaded = load_all(&assertion_paths, &cores).into_iter();
     // Signatures (several files) or a long Conditions program (load_all asked for the cores
     // because the text is large) may use every core.
     if assertion_paths.len() > 1 || cores_cell.get().is_some() {

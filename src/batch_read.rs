@@ -77,6 +77,18 @@ mod ring {
         broken: bool,
     }
 
+    /// Where file `i` of a batch has its two chunks in the arena: the first read fills the
+    /// first half, the second read the second.
+    fn chunks(i: usize) -> std::ops::Range<usize> {
+        2 * CHUNK * i..2 * CHUNK * (i + 1)
+    }
+
+    /// Whether a request's `-errno` asks for the read to be made again (a signal, or data
+    /// not there yet) rather than reporting it.
+    fn again(errno: i32) -> bool {
+        errno == libc::EINTR || errno == libc::EAGAIN
+    }
+
     /// What each of a file's three requests completed with (a byte count or `-errno`).
     #[derive(Clone, Copy, Default)]
     struct Results {
@@ -123,6 +135,22 @@ mod ring {
             std::mem::forget(std::mem::take(&mut self.arena));
         }
 
+        /// Submit what is queued and wait until `want` completions are there to reap,
+        /// waiting again when a signal interrupts; on any other failure the reader breaks
+        /// down (requests may still be in flight).
+        fn wait_for(&mut self, want: usize) -> io::Result<()> {
+            loop {
+                match self.ring.submit_and_wait(want) {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.break_down();
+                        return Err(e);
+                    }
+                }
+            }
+        }
+
         /// Read up to [`BATCH`] files, pushing one result per file onto `out`.
         fn read_batch(&mut self, batch: &[&str], plain: Plain, out: &mut Vec<io::Result<Vec<u8>>>) {
             // The names, NUL-ended, in one buffer that is not touched again until every
@@ -155,8 +183,7 @@ mod ring {
                         continue;
                     };
                     let name = name.as_ptr().cast::<libc::c_char>();
-                    let Some(chunks) = self.arena.get_mut(2 * CHUNK * i..2 * CHUNK * (i + 1))
-                    else {
+                    let Some(chunks) = self.arena.get_mut(chunks(i)) else {
                         continue;
                     };
                     let (first, second) = chunks.split_at_mut(CHUNK);
@@ -188,14 +215,9 @@ mod ring {
             let mut results = [Results::default(); BATCH];
             let mut seen = 0;
             while seen < pending {
-                match self.ring.submit_and_wait(pending - seen) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        self.break_down();
-                        out.extend(batch.iter().map(|p| plain(p)));
-                        return;
-                    }
+                if self.wait_for(pending - seen).is_err() {
+                    out.extend(batch.iter().map(|p| plain(p)));
+                    return;
                 }
                 for done in self.ring.completion() {
                     seen += 1;
@@ -235,17 +257,21 @@ mod ring {
             }
             if r.first < 0 {
                 return match -r.first {
-                    libc::EINTR | libc::EAGAIN => plain(path),
+                    errno if again(errno) => plain(path),
                     errno => Err(io::Error::from_raw_os_error(errno)),
                 };
             }
-            let chunk = |k: usize, n: i32| {
-                let n = usize::try_from(n).unwrap_or(0).min(CHUNK);
-                let at = 2 * CHUNK * i + k * CHUNK;
-                self.arena.get(at..at + n).unwrap_or(&[])
-            };
-            let first = chunk(0, r.first);
-            let second = chunk(1, r.second.max(0));
+            let (first, second) = self
+                .arena
+                .get(chunks(i))
+                .unwrap_or(&[])
+                .split_at_checked(CHUNK)
+                .unwrap_or((&[], &[]));
+            /// The bytes a read that returned `n` left at the start of `chunk`.
+            fn filled(chunk: &[u8], n: i32) -> &[u8] {
+                chunk.get(..usize::try_from(n).unwrap_or(0)).unwrap_or(&[])
+            }
+            let (first, second) = (filled(first, r.first), filled(second, r.second));
             if first.is_empty() && second.is_empty() && r.second >= 0 {
                 return plain(path);
             }
@@ -255,7 +281,7 @@ mod ring {
             match r.second {
                 0 => Ok(bytes),
                 n if n > 0 => self.read_rest(i as u32, bytes),
-                e if -e == libc::EINTR || -e == libc::EAGAIN => self.read_rest(i as u32, bytes),
+                e if again(-e) => self.read_rest(i as u32, bytes),
                 e => Err(io::Error::from_raw_os_error(-e)),
             }
         }
@@ -278,14 +304,9 @@ mod ring {
                     return Err(io::ErrorKind::Other.into());
                 }
                 let result = loop {
-                    match self.ring.submit_and_wait(1) {
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            self.break_down();
-                            std::mem::forget(bytes);
-                            return Err(e);
-                        }
+                    if let Err(e) = self.wait_for(1) {
+                        std::mem::forget(bytes);
+                        return Err(e);
                     }
                     if let Some(done) = self.ring.completion().next() {
                         break done.result();
@@ -297,7 +318,7 @@ mod ring {
                         return Ok(bytes);
                     }
                     n if n > 0 => bytes.truncate(have + n as usize),
-                    e if -e == libc::EINTR || -e == libc::EAGAIN => bytes.truncate(have),
+                    e if again(-e) => bytes.truncate(have),
                     e => return Err(io::Error::from_raw_os_error(-e)),
                 }
             }
